@@ -1,0 +1,50 @@
+# bench: `make bench TASK=emo` runs a task's standard sweep and publishes it; `make test` tests.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENCH := $(VENV)/bin/bench
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+TASK ?= emo
+PRESET ?= cpu
+METHOD ?=
+SEEDS ?=
+DEVICES ?=
+WORKERS ?= 1
+
+help: ## Show this help
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@echo "  bench options: TASK=$(TASK) PRESET=$(PRESET) METHOD=a,b SEEDS=0,1 DEVICES=0,1 WORKERS=$(WORKERS)"
+
+install: $(STAMP) $(FMNIST) ## Create .venv with bench and its dependencies; Debian datasets (idempotent)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned, so nothing else can pull a different build
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(FMNIST):
+	$(SUDO) apt-get update -qq
+	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+bench: install ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
+	$(BENCH) sweep $(TASK) preset=$(PRESET) --workers $(WORKERS) $(if $(METHOD),--methods $(METHOD)) \
+		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(DEVICES),--devices $(DEVICES)); \
+	status=$$?; $(BENCH) publish $(TASK) && exit $$status
+
+test: install ## Fast test suite: harness units and every task's smoke preset end to end
+	$(PY) -m pytest -q
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check bench tests
+	$(VENV)/bin/ruff format --check bench tests
+
+perf: install ## bench run step time vs a bare PyTorch loop; `bench list` wall time
+	$(PY) -m bench.perf
+
+.PHONY: help install bench test lint perf

@@ -1,0 +1,132 @@
+"""Run records: schema v1 (docs/DESIGN.md), validated on write and read, written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import jsonschema
+
+SCHEMA_VERSION = 1
+_NUM = {"type": ["number", "null"]}
+_CLAIM = {
+    "type": "object",
+    "required": ["holds", "value", "bound"],
+    "properties": {"holds": {"type": "boolean"}, "value": _NUM, "bound": _NUM},
+    "additionalProperties": False,
+}
+SCHEMA = {
+    "type": "object",
+    "required": [
+        "schema",
+        "task",
+        "method",
+        "preset",
+        "seed",
+        "config",
+        "config_hash",
+        "status",
+        "metrics",
+        "primary",
+        "claims",
+        "cost",
+        "provenance",
+        "started",
+        "finished",
+        "error",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "schema": {"const": SCHEMA_VERSION},
+        "task": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "method": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "preset": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+        "seed": {"type": "integer", "minimum": 0},
+        "config": {"type": "object"},
+        "config_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "status": {"enum": ["ok", "failed", "diverged"]},
+        "metrics": {"type": "object", "additionalProperties": _NUM},
+        "primary": {
+            "type": "object",
+            "required": ["name", "value", "higher_is_better"],
+            "properties": {
+                "name": {"type": "string"},
+                "value": _NUM,
+                "higher_is_better": {"type": "boolean"},
+            },
+        },
+        "claims": {"type": "object", "additionalProperties": _CLAIM},
+        "cost": {"type": "object"},
+        "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
+        "provenance": {"type": "object", "required": ["bench_version", "git_sha", "python"]},
+        "started": {"type": "string"},
+        "finished": {"type": "string"},
+        "error": {"type": ["string", "null"]},
+    },
+}
+
+
+class RecordError(ValueError):
+    """A record that does not match schema v1."""
+
+
+def validate(record: dict) -> dict:
+    try:
+        jsonschema.validate(record, SCHEMA)
+    except jsonschema.ValidationError as e:
+        where = "/".join(map(str, e.absolute_path)) or "record"
+        raise RecordError(f"{where}: {e.message}") from None
+    if record["status"] == "ok" and not all(_finite(v) for v in record["metrics"].values()):
+        raise RecordError("status ok with a non-finite metric")
+    return record
+
+
+def finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: non-finite metrics are stored as null (and the run marked diverged)."""
+    return {k: float(v) if _finite(v) else None for k, v in metrics.items()}
+
+
+def run_dir(root: Path, cfg: dict, config_hash: str) -> Path:
+    return root / cfg["task"] / cfg["method"] / cfg["preset"] / f"{config_hash[:12]}-s{cfg['seed']}"
+
+
+def write(record: dict, path: Path) -> None:
+    """Validate, then write atomically: a reader sees the old file or the new one, never half."""
+    text = json.dumps(validate(record), indent=1, sort_keys=True, allow_nan=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".record-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> dict:
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RecordError(f"unreadable: {e}") from None
+    return validate(record)
+
+
+def find(roots: list[Path], task: str | None = None):
+    """Yield (path, record or RecordError) for every record.json under the roots."""
+    for root in roots:
+        pattern = f"{task}/**/record.json" if task else "**/record.json"
+        for path in sorted(Path(root).glob(pattern)):
+            try:
+                yield path, read(path)
+            except RecordError as e:
+                yield path, e
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

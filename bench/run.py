@@ -1,0 +1,147 @@
+"""One run: resolve the config, seed, build, fit, test, and write its record."""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import config, provenance, records
+from bench.errors import BenchError
+from bench.registry import get_task, load
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("BENCH_RUNS", "runs"))
+
+
+class DivergedError(RuntimeError):
+    """Raised when the training loss stops being finite."""
+
+
+def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict, Path]:
+    """Run ``bench run TASK args...``; returns the record and its path.
+
+    Bad input raises BenchError before anything is written. A complete ``ok`` record for the same
+    config hash and seed is returned as is unless ``force``. Any crash still writes a record.
+    """
+    cfg = config.resolve(task_name, args)
+    digest = config.config_hash(cfg)
+    path = records.run_dir(runs_root(), cfg, digest) / "record.json"
+    if path.exists() and not force:
+        try:
+            old = records.read(path)
+        except records.RecordError:
+            old = None
+        if old and old["status"] == "ok":
+            return old, path
+    task = get_task(task_name)
+    started = _now()
+    record = {
+        "schema": records.SCHEMA_VERSION,
+        "task": cfg["task"],
+        "method": cfg["method"],
+        "preset": cfg["preset"],
+        "seed": cfg["seed"],
+        "config": cfg,
+        "config_hash": digest,
+        "status": "ok",
+        "metrics": {},
+        "claims": {},
+        "cost": {},
+        "error": None,
+        "primary": {"name": task.primary, "value": None, "higher_is_better": task.higher_is_better},
+    }
+    t0 = time.perf_counter()
+    try:
+        _fit_and_test(task, cfg, path.parent, record)
+    except BenchError:
+        raise
+    except DivergedError as e:
+        record.update(status="diverged", error=str(e))
+    except Exception as e:  # a crash is a result too: record it, keep the traceback beside it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "error.log").write_text(traceback.format_exc())
+        record.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+    metrics = record["metrics"]
+    if record["status"] == "ok" and not all(_finite(v) for v in metrics.values()):
+        record["status"] = "diverged"
+    record["metrics"] = records.finite_or_none(metrics)
+    record["primary"]["value"] = record["metrics"].get(task.primary)
+    record["cost"].update(wall_s=round(time.perf_counter() - t0, 3), peak_mem_mb=_peak_mem_mb())
+    record.update(
+        provenance={**provenance.collect(), "task_version": task.version}, started=started, finished=_now()
+    )
+    records.write(record, path)
+    return record, path
+
+
+def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
+    import lightning as L
+    import torch
+
+    from bench.callbacks import Watch
+
+    if threads := int(os.environ.get("BENCH_THREADS", 0)):
+        torch.set_num_threads(threads)
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    datamodule = load(task.datamodule)(cfg)
+    method = task.method(cfg["method"])
+    module = load(method.target)(cfg, **method.kwargs)
+    timer = Watch()
+    trainer = L.Trainer(
+        **cfg["trainer"],
+        default_root_dir=out_dir,
+        callbacks=[timer],
+        logger=_logger(cfg, out_dir),
+        enable_model_summary=False,
+    )
+    if module.trains:
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        record["cost"]["train_s"] = round(time.perf_counter() - t0, 3)
+        if timer.diverged:
+            raise DivergedError(f"training loss became {timer.diverged} at step {trainer.global_step}")
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    record["claims"] = module.claims()
+    record["cost"].update(module.cost())
+    if timer.test_s > 0:
+        record["cost"].update(
+            throughput=round(timer.test_samples / timer.test_s, 2), throughput_unit="samples/s (test)"
+        )
+
+
+def _logger(cfg: dict, out_dir: Path):
+    kind = cfg.get("logger", "csv")
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_MODE", "offline")
+        return WandbLogger(project=f"bench-{cfg['task']}", save_dir=out_dir, config=cfg)
+    if kind == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(out_dir, name="logs", version="")
+    return False
+
+
+def _peak_mem_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        rss = max(rss, torch.cuda.max_memory_allocated() / 2**20)
+    return round(rss, 1)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,73 @@
+"""What a task declares: its methods, data, primary metric, the paper's numbers and claims.
+
+Declarations are plain dataclasses holding "module:Class" strings, so reading them (``bench list``)
+imports no torch. A task's ``task.py`` builds one ``Task`` named ``TASK``.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A LightningModule evaluated on a task, built as ``target(cfg, **kwargs)``."""
+
+    name: str
+    target: str
+    description: str
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """A claim one run can judge by itself; the method's ``claims()`` returns its verdict."""
+
+    id: str
+    text: str
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A claim judged across runs on seed means: ``mean(left) op scale * mean(right) + margin``."""
+
+    id: str
+    text: str
+    metric: str
+    left: str
+    op: str
+    right: str
+    scale: float = 1.0
+    margin: float = 0.0
+    presets: tuple[str, ...] = ("cpu",)
+
+    def judge(self, left: float, right: float) -> dict:
+        bound = self.scale * right + self.margin
+        return {"holds": bool(OPS[self.op](left, bound)), "value": left, "bound": bound}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark taken from one paper."""
+
+    name: str
+    paper: str
+    url: str
+    datamodule: str
+    primary: str
+    higher_is_better: bool
+    methods: tuple[Method, ...]
+    claims: tuple[RunClaim | Relation, ...] = ()
+    # The paper's own numbers per method: {method: {metric: value}}, with where they come from.
+    reported: dict = field(default_factory=dict)
+    reported_note: str = ""
+    version: int = 1
+
+    def method(self, name: str) -> Method:
+        from bench.registry import lookup
+
+        return lookup(name, {m.name: m for m in self.methods}, f"method of task {self.name!r}")
