@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             value = raw
         if isinstance(value, str) and _is_float(value):
             value = float(value)  # YAML 1.1 reads 1e-3 as a string
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BenchError(f"bad override {arg!r}: numbers must be finite")
         parsed[key] = value
     return parsed
 
