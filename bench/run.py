@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import resource
@@ -11,7 +12,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import config, provenance, records
+from bench import artifacts, config, provenance, records
 from bench.errors import BenchError
 from bench.registry import get_task, load
 
@@ -87,9 +88,12 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
 
     from bench.callbacks import Watch
 
+    # Lightning's banners (accelerator, tips) would bury the one line a run prints.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if threads := int(os.environ.get("BENCH_THREADS", 0)):
         torch.set_num_threads(threads)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    artifacts.USED.clear()
     datamodule = load(task.datamodule)(cfg)
     method = task.method(cfg["method"])
     module = load(method.target)(cfg, **method.kwargs)
@@ -104,12 +108,13 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
     if module.trains:
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
-        record["cost"]["train_s"] = round(time.perf_counter() - t0, 3)
+        record["cost"].update(train_s=round(time.perf_counter() - t0, 3), step_s=timer.step_s)
         if timer.diverged:
             raise DivergedError(f"training loss became {timer.diverged} at step {trainer.global_step}")
     trainer.test(module, datamodule=datamodule, verbose=False)
     record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     record["claims"] = module.claims()
+    record["artifacts"] = dict(artifacts.USED)
     record["cost"].update(module.cost())
     if timer.test_s > 0:
         record["cost"].update(

@@ -1,0 +1,43 @@
+"""Shared stages: an expensive output several methods and seeds reuse (a trained teacher, a
+population of networks), cached under ``cache/<task>/<stage>/<hash>/`` by its own sub-config.
+
+A run names every artifact it used in its record (``artifacts``: {stage: hash}).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+# Artifacts used by the run in this process, {"task/stage": hash}; bench.run copies it into the record.
+USED: dict[str, str] = {}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", "cache"))
+
+
+def cached(task: str, stage: str, sub_config: dict, build: Callable[[Path], None], version: int = 1) -> Path:
+    """The folder holding the stage's output for ``sub_config``; ``build(folder)`` fills it the
+    first time. Built in a temporary folder and renamed when complete, so a crash or a concurrent
+    builder never leaves a half-written artifact behind."""
+    body = json.dumps({"config": sub_config, "version": version}, sort_keys=True)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    final = cache_root() / task / stage / digest[:16]
+    if not (final / "config.json").exists():
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            build(tmp)
+            (tmp / "config.json").write_text(body)
+            os.replace(tmp, final) if not final.exists() else shutil.rmtree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    USED[f"{task}/{stage}"] = digest
+    return final

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import artifacts
+
+
+def test_stage_is_built_once_per_sub_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    calls = []
+
+    def build(folder: Path) -> None:
+        calls.append(folder)
+        (folder / "out.txt").write_text("x")
+
+    a = artifacts.cached("t", "teacher", {"lr": 1}, build)
+    b = artifacts.cached("t", "teacher", {"lr": 1}, build)
+    c = artifacts.cached("t", "teacher", {"lr": 2}, build)
+    assert a == b != c and len(calls) == 2 and (a / "out.txt").read_text() == "x"
+    assert set(artifacts.USED) == {"t/teacher"}
+
+
+def test_crashed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+
+    def build(folder: Path) -> None:
+        (folder / "half").write_text("x")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        artifacts.cached("t", "teacher", {}, build)
+    assert not list((tmp_path / "t" / "teacher").iterdir())

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import records
+from bench.leaderboard import publish
+from tests.test_records import GOOD
+
+
+def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01-01T00:00:01") -> None:
+    rec = copy.deepcopy(GOOD)
+    rec.update(
+        method=method,
+        seed=seed,
+        preset="cpu",
+        config_hash=hashlib.sha256(method.encode()).hexdigest(),
+        finished=finished,
+        metrics={"test/acc": acc},
+        primary={"name": "test/acc", "value": acc, "higher_is_better": True},
+        claims={},
+    )
+    rec["provenance"]["task_version"] = 1
+    records.write(rec, root / method / f"s{seed}-{finished}" / "record.json")
+
+
+def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path, capsys) -> None:
+    for seed, acc in enumerate((0.8, 0.9)):
+        put(runs_dir / "emo", "emo_1m", seed, acc)
+        put(runs_dir / "emo", "emo_5m", seed, acc + 0.05)
+    put(runs_dir / "emo", "mobilenetv2", 0, 0.9)
+    other = tmp_path / "agent2"
+    put(other / "emo", "emo_1m", 1, 0.7, finished="2026-01-01T00:00:00")  # older duplicate
+    (other / "emo" / "junk").mkdir()
+    (other / "emo" / "junk" / "record.json").write_text("{not json")
+
+    publish("emo", [other], tmp_path / "boards")
+
+    board = json.loads((tmp_path / "boards" / "emo.json").read_text())
+    row = board["presets"]["cpu"]["emo_1m"]["metrics"]["test/acc"]
+    assert (
+        row["n"] == 2 and row["mean"] == pytest.approx(0.85) and row["std"] == pytest.approx(0.0707, abs=1e-4)
+    )
+    claims = board["claims"]["cpu"]
+    assert claims["emo5m_ge_emo1m"]["holds"] is True
+    assert claims["emo1m_ge_mobilenetv2"]["holds"] is False
+    assert claims["emo1m_ge_mobilenetv2"]["bound"] == pytest.approx(0.9)
+    md = (tmp_path / "boards" / "emo.md").read_text()
+    assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
+    assert "emo" in (tmp_path / "boards" / "index.md").read_text()
+    assert "junk/record.json" in capsys.readouterr().err
