@@ -3,10 +3,12 @@
 1. Step time of ``bench run emo`` (Lightning, callbacks, logging) over a bare PyTorch loop on the
    same model, data, optimizer and thread count: goal <= 1.03.
 2. ``bench list`` wall time (goal < 0.5 s) and that it imports no torch.
+3. Each task's own figure: ``bench/tasks/<name>/perf.py`` with a ``main()`` that prints it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import subprocess
@@ -76,6 +78,7 @@ def list_wall_s(repeats: int = 5) -> tuple[float, bool]:
 
 def main() -> None:
     from bench.config import resolve
+    from bench.registry import TASKS_DIR, tasks
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BENCH_RUNS"] = tmp
@@ -88,6 +91,10 @@ def main() -> None:
     )
     wall, imported = list_wall_s()
     print(f"bench list: {wall:.3f} s (goal < 0.5), torch imported: {imported}")
+    for name in tasks():
+        if (TASKS_DIR / name / "perf.py").exists():
+            print(f"--- {name}", flush=True)
+            importlib.import_module(f"bench.tasks.{name}.perf").main()
 
 
 if __name__ == "__main__":
