@@ -6,19 +6,20 @@ PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 TASK ?= emo
 PRESET ?= cpu
 METHOD ?=
 SEEDS ?=
 DEVICES ?=
-WORKERS ?= 1
+JOBS ?= 1
 
 help: ## Show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
-	@echo "  bench options: TASK=$(TASK) PRESET=$(PRESET) METHOD=a,b SEEDS=0,1 DEVICES=0,1 WORKERS=$(WORKERS)"
+	@echo "  bench options: TASK=$(TASK) PRESET=$(PRESET) METHOD=a,b SEEDS=0,1 DEVICES=0,1 JOBS=$(JOBS)"
 
-install: $(STAMP) $(FMNIST) ## Create .venv with bench and its dependencies; Debian datasets (idempotent)
+install: $(STAMP) $(FMNIST) $(CHROMIUM) ## Create .venv with bench and its deps; Debian data + chromium (idempotent)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,12 +29,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-$(FMNIST):
+# Debian packages: Fashion-MNIST (offline images), chromium (the site's browser test)
+$(FMNIST) $(CHROMIUM):
 	$(SUDO) apt-get update -qq
-	$(SUDO) apt-get install -y -qq dataset-fashion-mnist
+	$(SUDO) apt-get install -y -qq dataset-fashion-mnist chromium
 
 bench: install ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
-	$(BENCH) sweep $(TASK) preset=$(PRESET) --workers $(WORKERS) $(if $(METHOD),--methods $(METHOD)) \
+	$(BENCH) sweep $(TASK) preset=$(PRESET) --jobs $(JOBS) $(if $(METHOD),--methods $(METHOD)) \
 		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(DEVICES),--devices $(DEVICES)); \
 	status=$$?; $(BENCH) publish $(TASK) && exit $$status
 

@@ -30,8 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--methods", help="comma-separated subset of the preset's methods")
     sweep.add_argument("--seeds", help="comma-separated seeds instead of the preset's")
     sweep.add_argument("--devices", help="comma-separated GPU ids, one worker each")
-    sweep.add_argument("--workers", type=int, default=1, help="CPU workers when no --devices")
+    sweep.add_argument("--preset", help="shorthand for preset=P")
+    sweep.add_argument("--jobs", type=int, default=1, help="CPU workers when no --devices")
     sweep.add_argument("--force", action="store_true")
+    sweep.add_argument(
+        "--wandb", action="store_true", help="create the sweep on W&B, print the agent command"
+    )
     pub = sub.add_parser("publish", help="records -> leaderboards/")
     pub.add_argument("task", nargs="?")
     pub.add_argument(
@@ -84,6 +88,8 @@ def _run(ns, extra: list[str]) -> int:
     from bench.run import execute
 
     record, path = execute(ns.task, ns.overrides + extra, force=ns.force)
+    if path is None:  # a DDP rank other than 0: rank 0 reports
+        return 0
     primary = record["primary"]
     print(
         f"{record['status']}: {record['task']}/{record['method']} seed {record['seed']} "
@@ -106,11 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "run":
             return _run(ns, extra)
         elif ns.command == "sweep":
-            from bench.sweep import sweep
+            from bench import sweep
 
-            return sweep(
-                ns.task, ns.overrides + extra, ns.methods, ns.seeds, ns.devices, ns.workers, ns.force
-            )
+            if ns.wandb:
+                print(sweep.create_wandb_sweep(ns.task))
+                return 0
+            overrides = ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
+            return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, ns.devices, ns.jobs, ns.force)
         elif ns.command == "publish":
             from bench.leaderboard import publish
 

@@ -8,13 +8,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench import records
+from bench import records, render
 from bench.registry import get_task, tasks
 from bench.run import runs_root
 from bench.task import RunClaim
 
 BOARD_SCHEMA = 1
-COST_KEYS = ("params", "flops", "throughput", "train_s")
 
 
 def collect(task: str | None, sources: list[Path]) -> dict[str, list[dict]]:
@@ -59,7 +58,7 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
             "metrics": {k: _stats([r["metrics"].get(k) for r in group]) for k in metrics},
             "cost": {
                 k: _stats([r["cost"].get(k) for r in group])
-                for k in COST_KEYS
+                for k in render.COST_KEYS
                 if any(k in r["cost"] for r in group)
             },
             "claims": {
@@ -72,8 +71,12 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
             },
             "stale": any(r["provenance"].get("task_version") != task.version for r in group),
             "provenance": max(group, key=lambda r: r["finished"])["provenance"],
+            "date": max(r["finished"] for r in group),
             "reported": task.reported.get(method, {}),
+            "by_seed": {r["seed"]: r["metrics"].get(task.primary) for r in group},
         }
+    for table in rows.values():
+        _compare_to_best(table, task.higher_is_better)
     return {
         "schema": BOARD_SCHEMA,
         "task": task.name,
@@ -81,9 +84,36 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
         "primary": task.primary,
         "higher_is_better": task.higher_is_better,
         "reported_note": task.reported_note,
+        "curve": task.curve,
         "presets": dict(rows),
         "claims": {preset: _verdicts(task, table, preset) for preset, table in rows.items()},
     }
+
+
+def _compare_to_best(table: dict, higher_is_better: bool) -> None:
+    """Each row's paired comparison with the best method on the seeds both ran: mean difference
+    and the two-sided p-value of a paired t-test (None with fewer than two shared seeds)."""
+    from scipy.stats import ttest_rel
+
+    ranked = [m for m in table if table[m]["by_seed"] and None not in table[m]["by_seed"].values()]
+    if not ranked:
+        return
+    sign = 1 if higher_is_better else -1
+    best = max(ranked, key=lambda m: sign * statistics.fmean(table[m]["by_seed"].values()))
+    for method in ranked:
+        a, b = table[method]["by_seed"], table[best]["by_seed"]
+        seeds = sorted(set(a) & set(b))
+        x, y = [a[s] for s in seeds], [b[s] for s in seeds]
+        diffs = [i - j for i, j in zip(x, y, strict=True)]
+        p = None
+        if method != best and len(seeds) > 1 and any(d != diffs[0] for d in diffs):
+            p = float(ttest_rel(x, y).pvalue)
+        table[method]["vs_best"] = {
+            "best": best,
+            "n": len(seeds),
+            "p": p,
+            "delta": statistics.fmean(diffs) if seeds else None,
+        }
 
 
 def _verdicts(task, table: dict, preset: str) -> dict:
@@ -105,84 +135,30 @@ def _verdicts(task, table: dict, preset: str) -> dict:
     return out
 
 
-def _fmt(stat: dict | None, digits: int = 4) -> str:
-    if not stat or stat.get("mean") is None:
-        return ""
-    mean, std = stat["mean"], stat["std"]
-    if abs(mean) >= 1e4:
-        return f"{mean:.3g}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} ({stat['n']})"
-
-
-def _verdict(holds) -> str:
-    return {True: "holds", False: "does not hold", None: "not judged"}[holds]
-
-
-def markdown(board: dict) -> str:
-    lines = [
-        f"# {board['task']}: {board['paper']}",
-        "",
-        f"Primary metric: `{board['primary']}` "
-        f"({'higher' if board['higher_is_better'] else 'lower'} is better); "
-        "mean ± std (n seeds). Paper's numbers: " + (board["reported_note"] or "none") + ".",
-    ]
-    for preset, table in board["presets"].items():
-        metrics = sorted({k for row in table.values() for k in row["metrics"]})
-        costs = [k for k in COST_KEYS if any(k in row["cost"] for row in table.values())]
-        reported = sorted({k for row in table.values() for k in row["reported"]})
-        lines += [
-            "",
-            f"## preset `{preset}`",
-            "",
-            "| method | " + " | ".join(metrics + costs + [f"paper {k}" for k in reported]) + " |",
-            "|---" * (1 + len(metrics) + len(costs) + len(reported)) + "|",
-        ]
-        order = sorted(
-            table,
-            key=lambda m: (
-                -(table[m]["metrics"].get(board["primary"], {}).get("mean") or 0)
-                * (1 if board["higher_is_better"] else -1)
-            ),
-        )
-        for m in order:
-            row = table[m]
-            cells = [_fmt(row["metrics"].get(k)) for k in metrics]
-            cells += [_fmt(row["cost"].get(k), 1) for k in costs]
-            cells += [str(row["reported"].get(k, "")) for k in reported]
-            name = f"{m} (stale)" if row["stale"] else m
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines += ["", "| claim | verdict | value | bound |", "|---|---|---|---|"]
-        for cid, v in board["claims"][preset].items():
-            value = v.get("value")
-            detail = (
-                f"{value:.4g}" if isinstance(value, float) else "",
-                f"{v['bound']:.4g}" if isinstance(v.get("bound"), float) else "",
-            )
-            if "per_method" in v:
-                detail = (
-                    "; ".join(f"{m}: {c['value']:.4g}" for m, c in v["per_method"].items()),
-                    "; ".join(f"{c['bound']:.4g}" for c in v["per_method"].values()),
-                )
-            lines.append(f"| {cid}: {v['text']} | {_verdict(v['holds'])} | {detail[0]} | {detail[1]} |")
-    return "\n".join(lines) + "\n"
-
-
 def publish(task: str | None, sources: list[Path], out: Path) -> list[Path]:
-    """Write ``<task>.json`` and ``<task>.md`` for each task with records, and ``index.md``."""
+    """Write ``<task>.json``, ``<task>.md`` and ``site/<task>.html`` (with plots) for each task
+    with records, then the indexes of every published task."""
+    from bench import plots
+
     if task:
         get_task(task)
-    out.mkdir(parents=True, exist_ok=True)
+    site = out / "site"
+    site.mkdir(parents=True, exist_ok=True)
     written = []
     for name, recs in sorted(collect(task, sources).items()):
         board = aggregate(name, recs)
-        (out / f"{name}.json").write_text(json.dumps(board, indent=1, sort_keys=True))
-        (out / f"{name}.md").write_text(markdown(board))
-        written += [out / f"{name}.json", out / f"{name}.md"]
+        images = plots.plot_board(board, site)
+        files = {
+            out / f"{name}.json": json.dumps(board, indent=1, sort_keys=True),
+            out / f"{name}.md": render.markdown(board),
+            site / f"{name}.html": render.task_page(board, images),
+        }
+        for path, text in files.items():
+            path.write_text(text)
+        written += list(files)
+    boards = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     index = ["# bench leaderboards", "", "| task | paper | presets |", "|---|---|---|"]
-    for path in sorted(out.glob("*.json")):
-        board = json.loads(path.read_text())
-        index.append(
-            f"| [{board['task']}]({board['task']}.md) | {board['paper']} | {', '.join(board['presets'])} |"
-        )
+    index += [f"| [{b['task']}]({b['task']}.md) | {b['paper']} | {', '.join(b['presets'])} |" for b in boards]
     (out / "index.md").write_text("\n".join(index) + "\n")
-    return written + [out / "index.md"]
+    (site / "index.html").write_text(render.index_page(boards))
+    return [*written, out / "index.md", site / "index.html"]

@@ -25,15 +25,21 @@ class DivergedError(RuntimeError):
     """Raised when the training loss stops being finite."""
 
 
-def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict, Path]:
-    """Run ``bench run TASK args...``; returns the record and its path.
-
-    Bad input raises BenchError before anything is written. A complete ``ok`` record for the same
-    config hash and seed is returned as is unless ``force``. Any crash still writes a record.
-    """
+def locate(task_name: str, args: list[str]) -> tuple[dict, str, Path]:
+    """The resolved config of ``bench run TASK args...``, its hash and its record's path."""
     cfg = config.resolve(task_name, args)
     digest = config.config_hash(cfg)
-    path = records.run_dir(runs_root(), cfg, digest) / "record.json"
+    return cfg, digest, records.run_dir(runs_root(), cfg, digest) / "record.json"
+
+
+def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict, Path | None]:
+    """Run ``bench run TASK args...``; returns the record and its path (None on ranks but 0).
+
+    Bad input raises BenchError before anything is written. A complete ``ok`` record for the same
+    config hash and seed is returned as is unless ``force``. Any crash still writes a record; with
+    several ranks only rank 0 writes.
+    """
+    cfg, digest, path = locate(task_name, args)
     if path.exists() and not force:
         try:
             old = records.read(path)
@@ -42,8 +48,42 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
         if old and old["status"] == "ok":
             return old, path
     task = get_task(task_name)
-    started = _now()
-    record = {
+    record = _new_record(task, cfg, digest)
+    t0 = time.perf_counter()
+    try:
+        _fit_and_test(task, cfg, path.parent, record)
+    except BenchError:
+        raise
+    except DivergedError as e:
+        record.update(status="diverged", error=str(e))
+    except Exception as e:  # a crash is a result too: record it, keep the traceback beside it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "error.log").write_text(traceback.format_exc())
+        record.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
+    if _rank() != 0:  # DDP: every rank holds the synced metrics, rank 0 writes them
+        return record, None
+    metrics = record["metrics"]
+    if record["status"] == "ok" and not all(_finite(v) for v in metrics.values()):
+        record["status"] = "diverged"
+    record["metrics"] = records.finite_or_none(metrics)
+    record["primary"]["value"] = record["metrics"].get(task.primary)
+    record["cost"].update(wall_s=round(time.perf_counter() - t0, 3), peak_mem_mb=_peak_mem_mb())
+    record["finished"] = _now()
+    records.write(record, path)
+    return record, path
+
+
+def record_failure(task_name: str, args: list[str], error: str) -> Path:
+    """Write a ``failed`` record for a run that died without writing one (a killed worker)."""
+    cfg, digest, path = locate(task_name, args)
+    record = _new_record(get_task(task_name), cfg, digest)
+    record.update(status="failed", error=error, finished=_now())
+    records.write(record, path)
+    return path
+
+
+def _new_record(task, cfg: dict, digest: str) -> dict:
+    return {
         "schema": records.SCHEMA_VERSION,
         "task": cfg["task"],
         "method": cfg["method"],
@@ -57,32 +97,14 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
         "cost": {},
         "error": None,
         "primary": {"name": task.primary, "value": None, "higher_is_better": task.higher_is_better},
+        "provenance": {**provenance.collect(), "task_version": task.version},
+        "started": _now(),
+        "finished": _now(),
     }
-    t0 = time.perf_counter()
-    try:
-        _fit_and_test(task, cfg, path.parent, record)
-    except BenchError:
-        raise
-    except DivergedError as e:
-        record.update(status="diverged", error=str(e))
-    except Exception as e:  # a crash is a result too: record it, keep the traceback beside it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        (path.parent / "error.log").write_text(traceback.format_exc())
-        record.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0][:500])
-    metrics = record["metrics"]
-    if record["status"] == "ok" and not all(_finite(v) for v in metrics.values()):
-        record["status"] = "diverged"
-    record["metrics"] = records.finite_or_none(metrics)
-    record["primary"]["value"] = record["metrics"].get(task.primary)
-    record["cost"].update(wall_s=round(time.perf_counter() - t0, 3), peak_mem_mb=_peak_mem_mb())
-    record.update(
-        provenance={**provenance.collect(), "task_version": task.version}, started=started, finished=_now()
-    )
-    records.write(record, path)
-    return record, path
 
 
 def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
+    """Fill the record's metrics, claims and cost."""
     import lightning as L
     import torch
 
@@ -142,6 +164,12 @@ def _peak_mem_mb() -> float:
     if torch is not None and torch.cuda.is_available():
         rss = max(rss, torch.cuda.max_memory_allocated() / 2**20)
     return round(rss, 1)
+
+
+def _rank() -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0)
 
 
 def _finite(v) -> bool:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench import config
 from bench.errors import BenchError
+from bench.run import record_failure
 
 
 def expand(
@@ -49,7 +50,7 @@ def sweep(
     methods: str | None,
     seeds: str | None,
     devices: str | None,
-    workers: int,
+    jobs: int,
     force: bool,
 ) -> int:
     """Run the expanded sweep; returns 0 if every run ended ``ok``, else 1."""
@@ -57,22 +58,26 @@ def sweep(
     if devices:
         slots = [{"CUDA_VISIBLE_DEVICES": d} for d in devices.split(",")]
     else:
-        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-        slots = [{"CUDA_VISIBLE_DEVICES": "", "BENCH_THREADS": str(threads)}] * max(1, workers)
+        threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+        slots = [{"CUDA_VISIBLE_DEVICES": "", "BENCH_THREADS": str(threads)}] * max(1, jobs)
     free: queue.Queue = queue.Queue()
     for slot in slots:
         free.put(slot)
+    done = itertools.count(1)
     print(f"sweep {task}: {len(runs)} runs on {len(slots)} worker(s)", flush=True)
 
     def one(args: list[str]) -> int:
         slot = free.get()
         try:
             cmd = [sys.executable, "-m", "bench", "run", task, *args] + (["--force"] if force else [])
-            done = subprocess.run(cmd, env={**os.environ, **slot}, capture_output=True, text=True)
-            last = (done.stdout.strip().splitlines() or [""])[-1]
-            err = (done.stderr.strip().splitlines() or [""])[-1] if done.returncode else ""
-            print(f"[{' '.join(args)}] {last or err or f'exit {done.returncode}'}", flush=True)
-            return done.returncode
+            proc = subprocess.run(cmd, env={**os.environ, **slot}, capture_output=True, text=True)
+            if proc.returncode < 0:  # killed by a signal: it could not write its own record
+                path = record_failure(task, args, f"worker killed by signal {-proc.returncode}")
+                line = f"failed: killed by signal {-proc.returncode} -> {path}"
+            else:
+                line = (proc.stdout.strip().splitlines() or proc.stderr.strip().splitlines() or [""])[-1]
+            print(f"[{next(done)}/{len(runs)}] {' '.join(args)}: {line}", flush=True)
+            return proc.returncode
         finally:
             free.put(slot)
 
@@ -81,3 +86,17 @@ def sweep(
     failed = sum(c != 0 for c in codes)
     print(f"sweep {task}: {len(runs) - failed} ok, {failed} not ok", flush=True)
     return 1 if failed else 0
+
+
+def create_wandb_sweep(task: str) -> str:
+    """Register the task's sweep spec with W&B; returns the `wandb agent` command to run per GPU."""
+    import wandb
+
+    try:
+        sweep_id = wandb.sweep(config.sweep_spec(task), project=f"bench-{task}")
+    except Exception as e:  # no network, no API key: say so in one line
+        raise BenchError(
+            f"could not create the W&B sweep ({type(e).__name__}: {e}); "
+            "log in with `wandb login` and check the network"
+        ) from None
+    return f"wandb agent {sweep_id}"

@@ -65,6 +65,8 @@ class Task:
     # The paper's own numbers per method: {method: {metric: value}}, with where they come from.
     reported: dict = field(default_factory=dict)
     reported_note: str = ""
+    # The task's characteristic curve for its page: (x, y) as "cost.<key>" or "metrics.<key>".
+    curve: tuple[str, str] | None = None
     version: int = 1
 
     def method(self, name: str) -> Method:

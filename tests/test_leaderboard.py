@@ -23,6 +23,7 @@ def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01
         metrics={"test/acc": acc},
         primary={"name": "test/acc", "value": acc, "higher_is_better": True},
         claims={},
+        cost={"wall_s": 1.0, "params": 1000 + len(method)},
     )
     rec["provenance"]["task_version"] = 1
     records.write(rec, root / method / f"s{seed}-{finished}" / "record.json")

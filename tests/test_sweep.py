@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +29,30 @@ def test_bad_sweep_is_refused_before_any_run() -> None:
         expand("emo", ["optim.lrr=1"])
 
 
-def test_local_sweep_writes_one_record_per_run(runs_dir: Path) -> None:
-    assert sweep("emo", ["preset=smoke"], "mobilenetv2", "0,1", None, 2, False) == 0
-    found = [rec for _, rec in records.find([runs_dir])]
-    assert sorted(r["seed"] for r in found) == [0, 1] and all(r["status"] == "ok" for r in found)
+def kill_when_started(pattern: str, stop: threading.Event) -> None:
+    while not stop.is_set():
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        if found:
+            os.kill(int(found[0]), signal.SIGKILL)
+            return
+        time.sleep(0.1)
+
+
+def test_sweep_survives_a_killed_worker_and_resumes(runs_dir: Path) -> None:
+    stop = threading.Event()
+    killer = threading.Thread(target=kill_when_started, args=("method=mobilenetv2 seed=1", stop))
+    killer.start()
+    try:
+        assert sweep("emo", ["preset=smoke"], "mobilenetv2", "0,1,2,3", None, 2, False) == 1
+    finally:
+        stop.set()
+        killer.join()
+    first = {r["seed"]: r for _, r in records.find([runs_dir])}
+    assert sorted(first) == [0, 1, 2, 3]
+    assert first[1]["status"] == "failed" and "signal 9" in first[1]["error"]
+    assert all(first[s]["status"] == "ok" for s in (0, 2, 3))
+
+    assert sweep("emo", ["preset=smoke"], "mobilenetv2", "0,1,2,3", None, 2, False) == 0
+    second = {r["seed"]: r for _, r in records.find([runs_dir])}
+    assert second[1]["status"] == "ok"
+    assert all(second[s]["finished"] == first[s]["finished"] for s in (0, 2, 3)), "done runs rerun"

@@ -62,4 +62,5 @@ TASK = Task(
         "mobilevit_xxs": {"imagenet_top1": 69.0, "params_M": 1.3, "flops_G": 0.4},
     },
     reported_note="ImageNet-1K top-1 at 224 (paper preset only; the cpu preset is Fashion-MNIST)",
+    curve=("cost.params", "metrics.test/acc"),
 )
