@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         help="extra folders of records (other machines, W&B agents)",
     )
     pub.add_argument("--out", type=Path, default=Path("leaderboards"))
+    pub.add_argument("--strict", action="store_true", help="exit 1 if any record was skipped")
     return p
 
 
@@ -122,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "publish":
             from bench.leaderboard import publish
 
-            for path in publish(ns.task, ns.sources, ns.out):
-                print(f"wrote {path}")
+            written, skipped = publish(ns.task, ns.sources, ns.out)
+            for line in skipped:
+                print(line, file=sys.stderr)
+            print("\n".join(f"wrote {p}" for p in written))
+            if skipped and ns.strict:
+                return 1
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2

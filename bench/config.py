@@ -69,9 +69,12 @@ def resolve(task_name: str, args: list[str]) -> dict:
     seed = overrides.pop("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise BenchError(f"seed must be a non-negative integer, got {seed!r}")
+    resume = overrides.pop("resume", False)
+    if not isinstance(resume, bool):
+        raise BenchError(f"resume must be true or false, got {resume!r}")
     for key, value in overrides.items():
         _set(cfg, key, value)
-    cfg = {"task": task_name, "method": method, "preset": preset, "seed": seed, **cfg}
+    cfg = {"task": task_name, "method": method, "preset": preset, "seed": seed, "resume": resume, **cfg}
     try:
         return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
     except OmegaConfBaseException as e:
@@ -87,9 +90,9 @@ def sweep_spec(task: str) -> dict:
 
 
 def config_hash(cfg: dict) -> str:
-    """sha256 of the canonical JSON of a run config without seed and logger: seeds of one config
-    share a hash, and where the curves are logged does not change the result."""
-    body = {k: v for k, v in cfg.items() if k not in ("seed", "logger")}
+    """sha256 of the canonical JSON of a run config without seed, logger and resume: seeds of one
+    config share a hash, and neither where curves go nor resuming changes the result."""
+    body = {k: v for k, v in cfg.items() if k not in ("seed", "logger", "resume")}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,21 +15,37 @@ from bench.task import RunClaim
 BOARD_SCHEMA = 1
 
 
-def collect(task: str | None, sources: list[Path]) -> dict[str, list[dict]]:
-    """``ok`` records by task, one per (config hash, seed): the latest wins. Bad files are skipped
-    with one line each on stderr."""
+def _problem(root: Path, path: Path, rec: dict | records.RecordError) -> str | None:
+    """Why a record file cannot be used, or None."""
+    if isinstance(rec, records.RecordError):
+        return str(rec)
+    folder = path.relative_to(root).parts[0]
+    if rec["task"] != folder:
+        return f"claims task {rec['task']!r} but lies under {folder}/"
+    if rec["task"] not in tasks():
+        return f"unknown task {rec['task']!r}"
+    if rec["method"] not in {m.name for m in tasks()[rec["task"]].methods}:
+        return f"unknown method {rec['method']!r} of task {rec['task']!r}"
+    return None
+
+
+def collect(task: str | None, sources: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
+    """``ok`` records by task, one per (config hash, seed): the latest wins; and one line per
+    record file that was skipped, naming it and saying why."""
     latest: dict[tuple, dict] = {}
-    for path, rec in records.find([runs_root(), *sources], task):
-        if isinstance(rec, records.RecordError):
-            print(f"skipped {path}: {rec}", file=sys.stderr)
-        elif rec["status"] == "ok" and rec["task"] in tasks():
-            key = (rec["task"], rec["config_hash"], rec["seed"])
-            if key not in latest or rec["finished"] > latest[key]["finished"]:
-                latest[key] = rec
+    skipped = []
+    for root in [runs_root(), *sources]:
+        for path, rec in records.find([root], task):
+            if problem := _problem(root, path, rec):
+                skipped.append(f"skipped {path}: {problem}")
+            elif rec["status"] == "ok":
+                key = (rec["task"], rec["config_hash"], rec["seed"])
+                if key not in latest or rec["finished"] > latest[key]["finished"]:
+                    latest[key] = rec
     by_task = defaultdict(list)
     for rec in latest.values():
         by_task[rec["task"]].append(rec)
-    return by_task
+    return by_task, skipped
 
 
 def _stats(values: list[float]) -> dict:
@@ -135,9 +150,10 @@ def _verdicts(task, table: dict, preset: str) -> dict:
     return out
 
 
-def publish(task: str | None, sources: list[Path], out: Path) -> list[Path]:
+def publish(task: str | None, sources: list[Path], out: Path) -> tuple[list[Path], list[str]]:
     """Write ``<task>.json``, ``<task>.md`` and ``site/<task>.html`` (with plots) for each task
-    with records, then the indexes of every published task."""
+    with records, then the indexes of every published task. Returns the files written and the
+    lines naming skipped records."""
     from bench import plots
 
     if task:
@@ -145,7 +161,8 @@ def publish(task: str | None, sources: list[Path], out: Path) -> list[Path]:
     site = out / "site"
     site.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, recs in sorted(collect(task, sources).items()):
+    by_task, skipped = collect(task, sources)
+    for name, recs in sorted(by_task.items()):
         board = aggregate(name, recs)
         images = plots.plot_board(board, site)
         files = {
@@ -161,4 +178,4 @@ def publish(task: str | None, sources: list[Path], out: Path) -> list[Path]:
     index += [f"| [{b['task']}]({b['task']}.md) | {b['paper']} | {', '.join(b['presets'])} |" for b in boards]
     (out / "index.md").write_text("\n".join(index) + "\n")
     (site / "index.html").write_text(render.index_page(boards))
-    return [*written, out / "index.md", site / "index.html"]
+    return [*written, out / "index.md", site / "index.html"], skipped

@@ -69,7 +69,10 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
     record["primary"]["value"] = record["metrics"].get(task.primary)
     record["cost"].update(wall_s=round(time.perf_counter() - t0, 3), peak_mem_mb=_peak_mem_mb())
     record["finished"] = _now()
-    records.write(record, path)
+    try:
+        records.write(record, path)
+    except OSError as e:  # disk full, read-only folder: the old record (if any) is left intact
+        raise BenchError(f"cannot write the record {path}: {e.strerror or e}") from None
     return record, path
 
 
@@ -129,7 +132,10 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
     )
     if module.trains:
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        ckpt = _last_checkpoint(out_dir) if cfg["resume"] else None
+        if ckpt:
+            record["cost"]["resumed_from"] = str(ckpt.relative_to(out_dir))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         record["cost"].update(train_s=round(time.perf_counter() - t0, 3), step_s=timer.step_s)
         if timer.diverged:
             raise DivergedError(f"training loss became {timer.diverged} at step {trainer.global_step}")
@@ -142,6 +148,11 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
         record["cost"].update(
             throughput=round(timer.test_samples / timer.test_s, 2), throughput_unit="samples/s (test)"
         )
+
+
+def _last_checkpoint(out_dir: Path) -> Path | None:
+    ckpts = sorted(out_dir.glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return ckpts[-1] if ckpts else None
 
 
 def _logger(cfg: dict, out_dir: Path):

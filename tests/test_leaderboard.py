@@ -29,7 +29,7 @@ def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01
     records.write(rec, root / method / f"s{seed}-{finished}" / "record.json")
 
 
-def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path, capsys) -> None:
+def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path) -> None:
     for seed, acc in enumerate((0.8, 0.9)):
         put(runs_dir / "emo", "emo_1m", seed, acc)
         put(runs_dir / "emo", "emo_5m", seed, acc + 0.05)
@@ -39,7 +39,7 @@ def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path, c
     (other / "emo" / "junk").mkdir()
     (other / "emo" / "junk" / "record.json").write_text("{not json")
 
-    publish("emo", [other], tmp_path / "boards")
+    _, skipped = publish("emo", [other], tmp_path / "boards")
 
     board = json.loads((tmp_path / "boards" / "emo.json").read_text())
     row = board["presets"]["cpu"]["emo_1m"]["metrics"]["test/acc"]
@@ -53,4 +53,4 @@ def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path, c
     md = (tmp_path / "boards" / "emo.md").read_text()
     assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
     assert "emo" in (tmp_path / "boards" / "index.md").read_text()
-    assert "junk/record.json" in capsys.readouterr().err
+    assert len(skipped) == 1 and "junk/record.json" in skipped[0]
