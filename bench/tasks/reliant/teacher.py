@@ -1,0 +1,61 @@
+"""The teacher: a GNN trained on the labels once per (graph, architecture, options) and shared by
+every student method and seed through ``bench.artifacts.cached``."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.artifacts import cached
+from bench.tasks.reliant import model as models
+from bench.tasks.reliant.graphs import FairGraph
+
+
+def train_teacher(graph: FairGraph, arch: str, cfg: dict) -> tuple[nn.Module, torch.Tensor]:
+    """Cross-entropy on the training nodes, Adam, the state with the best validation accuracy."""
+    t = cfg["optim"]["teacher"]
+    torch.manual_seed(t["seed"])
+    x, ei = graph.features(), graph.edge_index
+    net = models.build(arch, x.shape[1], cfg["model"], graph)
+    opt = torch.optim.Adam(net.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+    best, state = -1.0, None
+    for _ in range(t["epochs"]):
+        net.train()
+        loss = F.cross_entropy(net(x, ei)[graph.train], graph.y[graph.train])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        net.eval()
+        with torch.no_grad():
+            acc = (net(x, ei)[graph.val].argmax(1) == graph.y[graph.val]).float().mean().item()
+        if acc >= best:
+            best, state = acc, copy.deepcopy(net.state_dict())
+    net.load_state_dict(state)
+    net.eval()
+    with torch.no_grad():
+        probs = net(x, ei).softmax(1)
+    return net, probs
+
+
+def teacher(graph: FairGraph, arch: str, cfg: dict) -> tuple[nn.Module, torch.Tensor]:
+    """The cached teacher of ``graph``: (the trained network, its soft labels on every node)."""
+    data = {k: v for k, v in cfg["data"].items() if k != "datasets"}
+    sub = {
+        "graph": graph.name,
+        "data": data,
+        "arch": arch,
+        "model": cfg["model"][arch],
+        "optim": cfg["optim"]["teacher"],
+    }
+
+    def build(folder) -> None:
+        net, probs = train_teacher(graph, arch, cfg)
+        torch.save({"state": net.state_dict(), "probs": probs}, folder / "teacher.pt")
+
+    saved = torch.load(cached("reliant", f"teacher_{graph.name}_{arch}", sub, build) / "teacher.pt")
+    net = models.build(arch, graph.x.shape[1] + 2, cfg["model"], graph)
+    net.load_state_dict(saved["state"])
+    return net.eval(), saved["probs"]

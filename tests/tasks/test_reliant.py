@@ -1,0 +1,130 @@
+"""reliant: the published (NIFTY) format on a fixture, its errors, the bundled graphs, the
+Legendre bias term and the fairness gaps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench.config import resolve
+from bench.errors import BenchError
+from bench.tasks.reliant.data import FairGraphDataModule
+from bench.tasks.reliant.metrics import GraphMetrics
+from bench.tasks.reliant.model import approx_bias, soft_step, step_coefficients
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+
+
+def nifty(root: Path, name: str = "bail", nodes: int = 60, sens: str = "WHITE", label: str = "RECID") -> Path:
+    """A small dataset in NIFTY's published layout: <name>.csv (features, label and sensitive
+    columns) and <name>_edges.txt (node pairs written as floats, as NIFTY's files are)."""
+    rng = np.random.default_rng(0)
+    folder = root / name
+    folder.mkdir(parents=True)
+    df = pd.DataFrame(rng.normal(size=(nodes, 4)), columns=["AGE", "TIME", "PRIORS", "EDUC"])
+    df[sens] = rng.integers(0, 2, nodes)
+    df[label] = rng.integers(0, 2, nodes)
+    df.to_csv(folder / f"{name}.csv", index=False)
+    pairs = np.stack([np.arange(nodes), (np.arange(nodes) + 1) % nodes], 1).astype(float)
+    np.savetxt(folder / f"{name}_edges.txt", pairs, fmt="%.18e")
+    return root
+
+
+def test_published_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:
+    root = nifty(tmp_path / "data")
+    code, record = bench_run(
+        "reliant",
+        "preset=smoke",
+        "method=reliant_sp_akd",
+        "data.source=real",
+        f"data.root={root}",
+        "data.datasets=[bail]",
+    )
+    assert code == 0 and record["status"] == "ok", record["error"]
+    assert 0.0 <= record["metrics"]["test/bail/acc"] <= 1.0
+    assert 0.0 <= record["metrics"]["test/bail/dsp"] <= 1.0
+    assert set(record["artifacts"]) == {"reliant/teacher_bail_sage"}
+
+
+def test_published_format_is_read_as_written(tmp_path: Path) -> None:
+    root = nifty(tmp_path / "data", nodes=40)
+    dm = FairGraphDataModule(
+        resolve("reliant", ["data.source=real", f"data.root={root}", "data.datasets=[bail]"])
+    )
+    dm.setup()
+    g = dm.graphs["bail"]
+    df = pd.read_csv(root / "bail" / "bail.csv")
+    assert g.x.shape == (40, 4)  # label and sensitive columns removed
+    assert (g.sens.numpy() == df.WHITE.to_numpy()).all() and (g.y.numpy() == df.RECID.to_numpy()).all()
+    assert g.edge_index.shape[1] == 80  # the ring, both directions
+    assert len(g.train) + len(g.val) + len(g.test) == 40
+
+
+def test_missing_root_and_wrong_columns_are_one_line_errors(tmp_path: Path) -> None:
+    cfg = resolve("reliant", ["data.source=real", f"data.root={tmp_path}", "data.datasets=[bail]"])
+    with pytest.raises(BenchError, match="bail_edges.txt"):
+        FairGraphDataModule(cfg).setup()
+    nifty(tmp_path, sens="RACE")
+    with pytest.raises(BenchError, match="WHITE"):
+        FairGraphDataModule(cfg).setup()
+
+
+def test_bad_edge_file_is_refused(tmp_path: Path) -> None:
+    root = nifty(tmp_path / "data", nodes=10)
+    (root / "bail" / "bail_edges.txt").write_text("0 1\n3 99\n")
+    cfg = resolve("reliant", ["data.source=real", f"data.root={root}", "data.datasets=[bail]"])
+    with pytest.raises(BenchError, match=r"\[0, 10\)"):
+        FairGraphDataModule(cfg).setup()
+
+
+def test_bundled_graphs_are_fixed_and_undirected() -> None:
+    dm = FairGraphDataModule(resolve("reliant", ["preset=smoke"]))
+    dm.setup()
+    g = dm.graphs["german"]
+    assert g.num_nodes == 1000 and g.y.float().mean().item() == pytest.approx(0.7)
+    assert 0 < g.sens.float().mean().item() < 1
+    ei = g.edge_index
+    assert (ei[0] != ei[1]).all()
+    assert set(map(tuple, ei.T.tolist())) == set(map(tuple, ei.flip(0).T.tolist()))
+    again = FairGraphDataModule(resolve("reliant", ["preset=smoke", "seed=3"]))
+    again.setup()
+    assert torch.equal(again.graphs["synthetic"].edge_index, dm.graphs["synthetic"].edge_index)
+
+
+def test_legendre_step_matches_the_official_coefficients() -> None:
+    assert step_coefficients(9) == (0.5, 0.5, 0.0, -1 / 8, 0.0, 1 / 16, 0.0, -5 / 128, 0.0, 7 / 256)
+    p = torch.linspace(0, 1, 11)
+    x = 2 * p - 1
+    official = (  # the closed form in the official code
+        1 / 2
+        + x / 2
+        - (5 * x**3 - 3 * x) / 16
+        + (63 * x**5 - 70 * x**3 + 15 * x) / 128
+        - 5 * (429 * x**7 - 693 * x**5 + 315 * x**3 - 35 * x) / 2048
+        + 7 * (12155 * x**9 - 25740 * x**7 + 18018 * x**5 - 4620 * x**3 + 315 * x) / 32768
+    )
+    assert torch.allclose(soft_step(p, 9), official, atol=1e-6)
+    assert (soft_step(p, 9).diff() > 0).all()  # monotone
+
+
+def test_approx_bias_is_zero_iff_groups_match() -> None:
+    probs = torch.tensor([[0.2, 0.8], [0.9, 0.1], [0.2, 0.8], [0.9, 0.1]])
+    assert approx_bias(probs, torch.tensor([0, 0, 1, 1]), 9).item() == pytest.approx(0.0, abs=1e-7)
+    assert approx_bias(probs, torch.tensor([0, 1, 0, 1]), 9).item() > 0.1
+
+
+def test_fairness_gaps_by_hand() -> None:
+    prob = torch.tensor([0.9, 0.1, 0.8, 0.7, 0.2, 0.3])
+    y = torch.tensor([1, 0, 0, 1, 1, 1])
+    s = torch.tensor([0, 0, 0, 1, 1, 1])
+    out = GraphMetrics()(prob, y, s)
+    assert out["dsp"].item() == pytest.approx(2 / 3 - 1 / 3)  # positive rates 2/3 vs 1/3
+    assert out["deo"].item() == pytest.approx(1 - 1 / 3)  # TPR 1/1 vs 1/3
+    assert out["acc"].item() == pytest.approx(3 / 6)
