@@ -28,7 +28,7 @@ class Watch(Callback):
         return statistics.median(gaps) if gaps else None
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged = float(loss)
             trainer.should_stop = True
