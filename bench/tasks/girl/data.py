@@ -1,0 +1,79 @@
+"""The task family served to the methods: training tasks with their nominal distribution p0 and
+held-out tasks, each behind an environment of the batched interface in ``envs.py``.
+
+``data.source=pointnav`` (the offline default): 2-D navigation, pure torch. ``data.source=cheetah``:
+MuJoCo HalfCheetah velocity/direction tasks through gymnasium (nothing to read from disk: the
+simulator is the data; MuJoCo missing is one clear error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from bench.errors import BenchError
+from bench.tasks.girl import envs
+
+
+@dataclass
+class Family:
+    """Environments of the training and held-out tasks and the nominal distribution."""
+
+    train: object
+    heldout: object
+    p0: torch.Tensor
+    n_heldout: int
+
+
+def build(d: dict, horizon: int) -> Family:
+    if d["source"] == "pointnav":
+        goals, p0, held = envs.point_goals(d)
+
+        def nav(g):
+            return envs.PointNav(g, horizon, d["max_step"], d["ctrl_cost"])
+
+        return Family(nav(goals), nav(held), p0, len(held))
+    if d["source"] == "cheetah":
+        v, w = d["velocities"], d["weights"]
+        if len(v) != len(w) or min(w) <= 0:
+            raise BenchError(f"data.weights must give one positive weight per velocity ({len(v)})")
+        p0 = torch.tensor(w, dtype=torch.float64) / sum(w)
+
+        def cheetah(g):
+            return envs.CheetahVel(torch.tensor(g, dtype=torch.float32), horizon, d["ctrl_cost"], d["env_id"])
+
+        return Family(cheetah(v), cheetah(d["heldout_velocities"]), p0, len(d["heldout_velocities"]))
+    raise BenchError(f"unknown data.source {d['source']!r}: choose pointnav or cheetah")
+
+
+class Ticks(IterableDataset):
+    """An endless stream of step numbers: each is one meta-update in ``training_step``."""
+
+    def __iter__(self):
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+
+class TaskFamilyModule(L.LightningDataModule):
+    """Serves ``self.family`` to the method, ticks to fit and one batch of task ids to test."""
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.family: Family | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.family is None:
+            self.family = build(self.cfg["data"], self.cfg["optim"]["horizon"])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(Ticks(), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        # One batch: the training tasks' indices (the harness counts test samples by its length).
+        return DataLoader([torch.arange(len(self.family.p0))], batch_size=None)
