@@ -1,0 +1,102 @@
+"""The images the population trains on: sklearn's digits (offline default) or CIFAR-10 from disk.
+
+CIFAR-10 is read in its published python format (``cifar-10-batches-py/data_batch_{1..5}`` and
+``test_batch``, pickled dicts of ``data`` uint8 [N, 3072] and ``labels``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = "test_batch"
+
+
+@dataclass
+class Splits:
+    """float32 images [N, C, H, W] (standardized) and int64 labels for train / val / test."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train[0].shape[1:])
+
+
+def load(data: dict) -> Splits:
+    """The splits ``data`` (the config's ``data`` section) names, standardized by train statistics."""
+    if data["source"] == "digits":
+        train, test = _digits(data)
+    elif data["source"] == "real":
+        train, test = _cifar(data["root"])
+    else:
+        raise BenchError(f"unknown data.source {data['source']!r}: use digits or real")
+    rng = np.random.default_rng(data["split_seed"])
+    order = rng.permutation(len(train[0]))
+    val_idx, fit_idx = order[: data["val_size"]], order[data["val_size"] :]
+    if data["train_size"]:
+        fit_idx = fit_idx[: data["train_size"]]
+    test_idx = rng.permutation(len(test[0]))[: data["test_size"] or None]
+    if len(fit_idx) == 0 or len(test_idx) == 0:
+        raise BenchError(f"data.val_size={data['val_size']} leaves no training images: lower it")
+    x, y = train
+    mean, std = x[fit_idx].mean(axis=(0, 2, 3), keepdims=True), x[fit_idx].std(axis=(0, 2, 3), keepdims=True)
+
+    def norm(images: np.ndarray) -> np.ndarray:
+        return ((images - mean) / (std + 1e-8)).astype(np.float32)
+
+    return Splits(
+        train=(norm(x[fit_idx]), y[fit_idx]),
+        val=(norm(x[val_idx]), y[val_idx]),
+        test=(norm(test[0][test_idx]), test[1][test_idx]),
+    )
+
+
+def _digits(data: dict) -> tuple[tuple, tuple]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.images.astype(np.float32)[:, None] / 16.0
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(data["split_seed"]).permutation(len(x))
+    test, train = order[: data["test_size"]], order[data["test_size"] :]
+    # digits has no official test split: a fixed held-out part plays it; load() then takes it all.
+    return (x[train], y[train]), (x[test], y[test])
+
+
+def _cifar(root: str | None) -> tuple[tuple, tuple]:
+    folder = Path(root or "")
+    if root and (folder / "cifar-10-batches-py").is_dir():
+        folder = folder / "cifar-10-batches-py"
+    missing = [n for n in (*CIFAR_TRAIN, CIFAR_TEST) if not (folder / n).is_file()]
+    if not root or missing:
+        raise BenchError(
+            f"no CIFAR-10 python batches at data.root={root!r} (missing {', '.join(missing) or 'root'}): "
+            "point data.root (or BENCH_DATA) at the unpacked cifar-10-python.tar.gz"
+        )
+    parts = [_cifar_batch(folder / n) for n in CIFAR_TRAIN]
+    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return train, _cifar_batch(folder / CIFAR_TEST)
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        pixels = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, KeyError, TypeError, EOFError) as e:
+        raise BenchError(
+            f"{path} is not a CIFAR-10 python batch ({type(e).__name__}): re-extract it"
+        ) from None
+    if pixels.ndim != 2 or pixels.shape[1] != 3072 or len(pixels) != len(labels):
+        raise BenchError(f"{path}: expected data [N, 3072] and N labels, got {pixels.shape}, {len(labels)}")
+    return pixels.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, labels

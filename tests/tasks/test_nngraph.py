@@ -1,0 +1,164 @@
+"""nngraph: the weight graph of hand-built layers, scipy vs networkx, feature assembly, the real
+CIFAR-10 format on a tiny fixture, and the errors of bad input."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.config import resolve
+from bench.errors import BenchError
+from bench.tasks.nngraph import features, graphs, images, perf
+
+
+def tiny_net() -> list[np.ndarray]:
+    """1 input channel -> conv 2 filters (2x2) -> FC of 3 neurons over 2 channels x 2 positions
+    -> FC of 2 outputs."""
+    conv = np.array([[[[3.0, 4.0], [0.0, 0.0]]], [[[1.0, 0.0], [0.0, 0.0]]]])  # norms 5, 1
+    # Flatten order is channel-major: columns 0-1 are channel 0, columns 2-3 channel 1.
+    fc1 = np.array([[3.0, -4.0, 0.0, 0.0], [0.0, 0.0, 6.0, 8.0], [1.0, 0.0, 0.0, -1.0]])
+    fc2 = np.array([[1.0, -2.0, 0.0], [0.0, 0.5, -3.0]])
+    return [conv, fc1, fc2]
+
+
+def test_blocks_follow_the_papers_edge_weights() -> None:
+    bs = graphs.blocks(tiny_net(), in_channels=1)
+    np.testing.assert_allclose(bs[0], [[5.0], [1.0]])
+    np.testing.assert_allclose(bs[1], [[5.0, 0.0], [0.0, 10.0], [1.0, 1.0]])
+    np.testing.assert_allclose(bs[2], [[1.0, 2.0, 0.0], [0.0, 0.5, 3.0]])
+    assert graphs.layer_sizes(bs) == [1, 2, 3, 2]
+
+
+def test_weighted_degree_of_a_hand_built_network() -> None:
+    a = graphs.adjacency(graphs.blocks(tiny_net(), in_channels=1))
+    assert a.shape == (8, 8) and (a != a.T).nnz == 0
+    # by hand: node = its edges to the layer before + its edges to the layer after
+    expected = [5 + 1, 5 + (5 + 0 + 1), 1 + (0 + 10 + 1), 5 + 1, 10 + (2 + 0.5), 2 + 3, 1 + 2, 0.5 + 3]
+    np.testing.assert_allclose(graphs.degree(a), expected)
+    # an edge of weight exactly zero is no edge: 2 conv, 4 of 6 fc1 and 4 of 6 fc2 edges remain
+    assert a.nnz // 2 == 2 + 4 + 4
+
+
+def test_scipy_centrality_equals_networkx() -> None:
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(4, 3, 3, 3)), rng.normal(size=(5, 4 * 4)), rng.normal(size=(3, 5))]
+    a = graphs.adjacency(graphs.blocks(weights, in_channels=3))
+    deg, cen = perf.networkx_stats(perf.to_networkx(a))
+    np.testing.assert_allclose(graphs.degree(a), deg, rtol=1e-12)
+    np.testing.assert_allclose(graphs.eigenvector_centrality(a), cen, atol=1e-5)
+    assert np.linalg.norm(cen) == pytest.approx(1.0)
+
+
+def test_layer_that_does_not_fit_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not follow"):
+        graphs.blocks([np.ones((2, 1, 3, 3)), np.ones((4, 5))], in_channels=1)
+
+
+def test_design_holds_levels_and_changes_since_epoch_one() -> None:
+    n, s = 3, 4
+    rng = np.random.default_rng(1)
+    tables = {
+        "final_acc": np.array([0.1, 0.5, 0.9]),
+        "degree": rng.normal(size=(n, s, 2)),
+        "curve": rng.normal(size=(n, s, 3)),
+        "hparams": rng.normal(size=(n, 1, 6)),
+    }
+    x = features.design(tables, ("degree",), k=3, delta_from=1)
+    assert x.shape == (n, 3 * 2 + 2 * 2)
+    np.testing.assert_allclose(x[:, 6:8], tables["degree"][:, 1] - tables["degree"][:, 0])
+    assert features.design(tables, ("degree",), k=1, delta_from=1).shape == (n, 2)
+    np.testing.assert_allclose(features.design(tables, ("epoch_acc",), 2, 1)[:, 0], tables["curve"][:, 1, 0])
+    h = features.design(tables, ("hparams",), 1, 1)
+    np.testing.assert_array_equal(h, features.design(tables, ("hparams",), 4, 1))
+    assert list(features.labels(tables["final_acc"])) == [0, 0, 1]
+
+
+def cifar_fixture(root: Path, per_batch: int = 12) -> Path:
+    """CIFAR-10 in its published python format: pickled dicts of uint8 data [N, 3072], labels."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in (*images.CIFAR_TRAIN, images.CIFAR_TEST):
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [f"{i}.png".encode() for i in range(per_batch)],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return root
+
+
+def test_cifar_reader_keeps_channel_layout(tmp_path: Path) -> None:
+    root = cifar_fixture(tmp_path)
+    x, y = images._cifar_batch(root / "cifar-10-batches-py" / "test_batch")
+    with open(root / "cifar-10-batches-py" / "test_batch", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    assert x.shape == (12, 3, 32, 32) and list(y) == raw[b"labels"]
+    # the first 1024 bytes of a row are the red plane, row-major
+    assert x[0, 0, 0, 1] * 255 == pytest.approx(raw[b"data"][0, 1])
+    assert x[0, 1, 0, 0] * 255 == pytest.approx(raw[b"data"][0, 1024])
+
+
+def test_real_cifar_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    root = cifar_fixture(tmp_path / "data")
+    code, record = bench_run(
+        "nngraph",
+        "preset=smoke",
+        "method=degree",
+        "data.source=real",
+        f"data.root={root}",
+        "data.val_size=12",
+        "data.test_size=12",
+        "data.train_size=0",
+        "population.arch.kernel=5",
+        "population.arch.padding=0",
+    )
+    assert code == 0 and record["status"] == "ok", record and record["error"]
+    assert record["config"]["data"]["source"] == "real"
+    assert set(record["artifacts"]) == {"nngraph/population", "nngraph/summaries"}
+    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
+
+
+def test_missing_or_broken_cifar_is_one_clear_error(tmp_path: Path) -> None:
+    cfg = resolve("nngraph", ["preset=smoke", "data.source=real", f"data.root={tmp_path}"])
+    with pytest.raises(BenchError, match="no CIFAR-10 python batches"):
+        images.load(cfg["data"])
+    root = cifar_fixture(tmp_path / "bad")
+    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
+    cfg = resolve("nngraph", ["preset=smoke", "data.source=real", f"data.root={root}"])
+    with pytest.raises(BenchError, match="not a CIFAR-10 python batch"):
+        images.load(cfg["data"])
+
+
+def test_impossible_population_is_refused(bench_run, capsys: pytest.CaptureFixture) -> None:
+    code, record = bench_run("nngraph", "preset=smoke", "population.snapshots=5")
+    assert code == 2 and record is None
+    assert "population.snapshots=5" in capsys.readouterr().err
+
+
+def test_population_trains_where_the_trainer_would() -> None:
+    import torch
+
+    from bench.tasks.nngraph import population
+
+    assert population.device("cpu").type == "cpu"
+    assert population.device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.slow
+def test_cpu_claims(bench_run) -> None:
+    """The cpu preset's run claims (degree predictor, seed 0). The 0.05 margin over the
+    epoch-5-accuracy baseline does not hold at this scale (docs/tasks/nngraph.md); that the degree
+    predictor is ahead of it at all is checked here."""
+    code, degree = bench_run("nngraph", "preset=cpu", "method=degree", "logger=none")
+    assert code == 0 and degree["status"] == "ok", degree and degree["error"]
+    assert all(c["holds"] for c in degree["claims"].values()), degree["claims"]
+    code, baseline = bench_run("nngraph", "preset=cpu", "method=epoch_acc", "logger=none")
+    assert code == 0 and baseline["status"] == "ok"
+    assert degree["metrics"]["test/acc"] > baseline["metrics"]["test/acc"]
