@@ -76,3 +76,19 @@ def test_site_renders_tables_and_plots_and_escapes(runs_dir: Path, tmp_path: Pat
     (site / "hostile.html").write_text(render.task_page(board, {}))
     dom = chromium(tmp_path, "--dump-dom", f"{url}/hostile.html")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and HOSTILE not in dom
+
+
+PUBLISHED = Path(__file__).resolve().parent.parent / "leaderboards" / "site"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="`make install` installs Debian's chromium")
+@pytest.mark.parametrize("page", sorted(p.name for p in PUBLISHED.glob("*.html")))
+def test_published_pages_render(page: str, tmp_path: Path) -> None:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(PUBLISHED))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dom = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/{page}")
+    finally:
+        server.shutdown()
+    assert "<tbody><tr>" in dom and 'data-images-ok="true"' in dom
