@@ -9,6 +9,7 @@ from bench import artifacts
 
 def test_stage_is_built_once_per_sub_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(artifacts, "USED", {})  # other runs in this process may have filled it
     calls = []
 
     def build(folder: Path) -> None:
