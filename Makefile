@@ -48,7 +48,7 @@ lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check bench tests
 	$(VENV)/bin/ruff format --check bench tests
 
-perf: install ## bench run step time vs a bare PyTorch loop; `bench list` wall time
-	$(PY) -m bench.perf
+perf: install ## Harness overhead vs a bare loop, `bench list` time, each task's figure [TASKS="a b"]
+	$(PY) -m bench.perf $(TASKS)
 
 .PHONY: help install bench test lint perf
