@@ -1,0 +1,82 @@
+"""Dataset distillation losses and the network training they use.
+
+DM (distribution matching, Zhao & Bilen 2023): the mean embedding of each class's real batch and
+synthetic images under a fresh random network, batched over classes in one forward pass.
+DC (gradient matching, Zhao et al. 2021): per class, the layer-wise distance between the gradients
+the real batch and the synthetic images induce.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bench.tasks.doorping.model import ConvNet
+
+
+def sample_real(x: torch.Tensor, by_class: list[torch.Tensor], n: int, gen: torch.Generator) -> torch.Tensor:
+    """[C, n, ...]: ``n`` images drawn without replacement from each class's pool."""
+    picks = [idx[torch.randperm(len(idx), generator=gen)[:n]] for idx in by_class]
+    return x[torch.stack(picks)]
+
+
+def dm_loss(net: ConvNet, real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
+    """Sum over classes of ||mean embed(real_c) - mean embed(syn_c)||^2; real [C,B,...], syn [C,ipc,...]."""
+    c = real.shape[0]
+    e_real = net.embed(real.flatten(0, 1)).view(c, real.shape[1], -1).mean(1)
+    e_syn = net.embed(syn.flatten(0, 1)).view(c, syn.shape[1], -1).mean(1)
+    return ((e_real.detach() - e_syn) ** 2).sum()
+
+
+def dm_loss_loop(net: ConvNet, real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
+    """The same loss as ``dm_loss``, one class at a time (the reference code's loop)."""
+    loss = real.new_zeros(())
+    for c in range(real.shape[0]):
+        e_real = net.embed(real[c]).mean(0).detach()
+        loss = loss + ((e_real - net.embed(syn[c]).mean(0)) ** 2).sum()
+    return loss
+
+
+def _layer_distance(g_real: torch.Tensor, g_syn: torch.Tensor) -> torch.Tensor:
+    """DC's distance: sum over output units of 1 - cosine of their gradients; biases ignored."""
+    if g_real.ndim == 1:
+        return g_real.new_zeros(())
+    a, b = g_real.flatten(1), g_syn.flatten(1)
+    return (1 - (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1) + 1e-6)).sum()
+
+
+def dc_loss(net: ConvNet, real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
+    """Gradient-matching loss summed over classes; real [C,B,...], syn [C,ipc,...]."""
+    params = list(net.parameters())
+    loss = real.new_zeros(())
+    for c in range(real.shape[0]):
+        lab_r = torch.full((real.shape[1],), c, device=real.device)
+        g_real = torch.autograd.grad(F.cross_entropy(net(real[c]), lab_r), params)
+        lab_s = torch.full((syn.shape[1],), c, device=syn.device)
+        g_syn = torch.autograd.grad(F.cross_entropy(net(syn[c]), lab_s), params, create_graph=True)
+        loss = loss + sum(_layer_distance(r.detach(), s) for r, s in zip(g_real, g_syn, strict=True))
+    return loss
+
+
+def train_net(
+    net: ConvNet, x: torch.Tensor, y: torch.Tensor, o: dict, epochs: int, gen: torch.Generator
+) -> float:
+    """SGD on (x, y) for ``epochs`` epochs of batches of ``o['batch']``; the lr drops x0.1 after half
+    when ``o['decay_half']``. Returns the last batch loss."""
+    opt = torch.optim.SGD(
+        net.parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"]
+    )
+    net.train()
+    loss = torch.zeros(())
+    for ep in range(epochs):
+        if o["decay_half"] and ep == epochs // 2 + 1:
+            for g in opt.param_groups:
+                g["lr"] = o["lr"] * 0.1
+        order = torch.randperm(len(x), generator=gen).to(x.device)
+        for i in range(0, len(x), o["batch"]):
+            idx = order[i : i + o["batch"]]
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return float(loss.detach())

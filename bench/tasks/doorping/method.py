@@ -1,0 +1,254 @@
+"""Backdoored dataset distillation as one LightningModule with manual optimization.
+
+Each ``training_step`` is one distillation iteration (DM or DC, ``distill.algorithm``) of the
+synthetic set on the (poisoned) real pool; at fit end fresh ConvNets are trained on the synthetic
+set, and ``test_step`` measures their clean test accuracy (CTA) and attack success rate (ASR).
+The methods differ only in ``attack``: clean | naive | doorping | doorping_clamped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from bench.errors import BenchError
+from bench.method import BenchMethod
+from bench.tasks.doorping import attacks, defenses, distill
+from bench.tasks.doorping.model import build_net
+
+ATTACKS = ("clean", "naive", "doorping", "doorping_clamped")
+ALGORITHMS = ("dm", "dc")
+
+
+def check_config(cfg: dict) -> None:
+    """One-line errors for configs that cannot run."""
+    d, s, a = cfg["data"], cfg["distill"], cfg["attack"]
+    if s["algorithm"] not in ALGORITHMS:
+        raise BenchError(f"unknown distill.algorithm {s['algorithm']!r}: choose dm or dc")
+    if s["init"] not in ("noise", "real"):
+        raise BenchError(f"unknown distill.init {s['init']!r}: choose noise or real")
+    if not 0 <= a["target"] < d["num_classes"]:
+        raise BenchError(f"attack.target={a['target']} is not a class of {d['num_classes']}")
+    if not 0 < a["portion"] < 1:
+        raise BenchError(f"attack.portion={a['portion']} must lie in (0, 1)")
+    if a["patch"] + a["margin"] > d["image_size"]:
+        raise BenchError(f"attack.patch + attack.margin exceed data.image_size={d['image_size']}")
+    if s["batch_real"] > d["train_per_class"] * (1 - a["portion"]) - 1:
+        raise BenchError(f"distill.batch_real={s['batch_real']} exceeds a class's pool: lower it")
+    if s["ipc"] < 1 or s["iterations"] < 1 or cfg["eval"]["nets"] < 1:
+        raise BenchError("distill.ipc, distill.iterations and eval.nets must be >= 1")
+
+
+class DistillAttack(BenchMethod):
+    """Distil ``data`` into ``distill.ipc`` images per class under attack ``attack``."""
+
+    def __init__(self, cfg: dict, attack: str) -> None:
+        super().__init__(cfg)
+        if attack not in ATTACKS:
+            raise BenchError(f"unknown attack {attack!r}: choose one of {', '.join(ATTACKS)}")
+        check_config(cfg)
+        self.automatic_optimization = False
+        self.attack = attack
+        d, s = cfg["data"], cfg["distill"]
+        c, size = d["num_classes"], d["image_size"]
+        self.syn = nn.Parameter(torch.randn(c * s["ipc"], d["channels"], size, size))
+        self.register_buffer("syn_labels", torch.arange(c).repeat_interleave(s["ipc"]))
+        self.register_buffer("trigger", torch.zeros(d["channels"], size, size))
+        a = cfg["attack"]
+        self.register_buffer("mask", attacks.patch_mask(d["channels"], size, a["patch"], a["margin"]))
+        self.eval_nets = nn.ModuleList()
+        self.test_cta = MulticlassAccuracy(c, average="micro")
+        self.test_asr = MulticlassAccuracy(c, average="micro")
+        self.test_asr_all = MulticlassAccuracy(c, average="micro")
+        self.gen = torch.Generator().manual_seed(cfg["seed"])
+        self.trigger_steps = 0
+        self.distill_s = 0.0
+
+    @property
+    def doorping(self) -> bool:
+        return self.attack.startswith("doorping")
+
+    # ---- fit: distillation ----
+    def on_fit_start(self) -> None:
+        im = self.trainer.datamodule.images
+        d, a, s = self.cfg["data"], self.cfg["attack"], self.cfg["distill"]
+        if im.x.shape[1:] != self.syn.shape[1:]:
+            raise BenchError(
+                f"images are {tuple(im.x.shape[1:])}, the config says {tuple(self.syn.shape[1:])}"
+            )
+        dev = self.device
+        self.lo, self.hi = im.lo.to(dev), im.hi.to(dev)
+        self.x, self.y = im.x.clone().to(dev), im.y.clone().to(dev)
+        rng = np.random.default_rng(self.cfg["seed"])
+        self.poison = torch.from_numpy(rng.permutation(len(self.x))[: int(len(self.x) * a["portion"])]).to(
+            dev
+        )
+        if self.doorping:
+            self.trigger.copy_(attacks.random_trigger(self.mask.cpu(), im.lo, im.hi, self.gen))
+        else:  # the clean run is measured against NAIVEATTACK's trigger
+            self.trigger.copy_(attacks.white_trigger(self.mask, self.hi))
+        if self.attack != "clean":
+            self.x[self.poison] = attacks.stamp(self.x[self.poison], self.trigger, self.mask)
+            self.y[self.poison] = a["target"]
+        self.by_class = [torch.nonzero(self.y == c).flatten() for c in range(d["num_classes"])]
+        if s["init"] == "real":
+            with torch.no_grad():
+                real = distill.sample_real(self.x, self.by_class, s["ipc"], self.gen)
+                self.syn.copy_(real.flatten(0, 1))
+        self.opt_img = torch.optim.SGD([self.syn], lr=s["lr_img"], momentum=s["momentum_img"])
+
+    def _net(self) -> nn.Module:
+        d = self.cfg["data"]
+        return build_net(self.cfg, d["channels"], d["image_size"]).to(self.device)
+
+    def _restamp(self, net: nn.Module) -> None:
+        """DOORPING: optimise the trigger on ``net``, then re-stamp the poisoned real images."""
+        bounds = (self.lo, self.hi) if self.attack == "doorping_clamped" else None
+        trigger, steps = attacks.optimise_trigger(net, self.trigger, self.mask, self.cfg["attack"], bounds)
+        self.trigger.copy_(trigger)
+        self.trigger_steps += steps
+        self.x[self.poison] = attacks.stamp(self.x[self.poison], self.trigger, self.mask)
+
+    def _syn_step(self, loss: torch.Tensor) -> None:
+        self.opt_img.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_img.step()
+
+    def training_step(self, batch, batch_idx):
+        t0 = time.perf_counter()
+        s = self.cfg["distill"]
+        c = self.cfg["data"]["num_classes"]
+        syn_train = self.cfg["inner"]
+        if s["algorithm"] == "dm":
+            net = self._net()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            real = distill.sample_real(self.x, self.by_class, s["batch_real"], self.gen)
+            # Batched over classes (fast on accelerators); the per-class loop is faster on 1 CPU thread.
+            dm = distill.dm_loss if s["dm_batched"] else distill.dm_loss_loop
+            loss = dm(net, real, self.syn.view(c, s["ipc"], *self.syn.shape[1:]))
+            self._syn_step(loss)
+            if self.doorping and (batch_idx + 1) % s["dm_trigger_every"] == 0:
+                # DM trains no network; DOORPING needs one trained on the synthetic set (our extension).
+                net = self._net()
+                distill.train_net(
+                    net, self.syn.detach(), self.syn_labels, syn_train, s["dm_net_epochs"], self.gen
+                )
+                self._restamp(net)
+        else:
+            net = self._net()
+            for ol in range(s["outer_loop"]):
+                real = distill.sample_real(self.x, self.by_class, s["batch_real"], self.gen)
+                loss = distill.dc_loss(net, real, self.syn.view(c, s["ipc"], *self.syn.shape[1:]))
+                self._syn_step(loss)
+                if ol == s["outer_loop"] - 1:
+                    break
+                distill.train_net(
+                    net, self.syn.detach(), self.syn_labels, syn_train, s["inner_loop"], self.gen
+                )
+                if self.doorping:
+                    self._restamp(net)
+        self.distill_s += time.perf_counter() - t0
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        return {"loss": loss.detach()}
+
+    def on_fit_end(self) -> None:
+        """Train ``eval.nets`` fresh ConvNets on the synthetic set; save it as a PNG grid."""
+        e = self.cfg["eval"]
+        syn = self.syn.detach()
+        for _ in range(e["nets"]):
+            net = self._net()
+            distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
+            net.eval()
+            self.eval_nets.append(net)
+        self._neural_cleanse()
+        self._save_grid(Path(self.trainer.default_root_dir) / "distilled.png")
+
+    def _neural_cleanse(self) -> None:
+        """Neural Cleanse on every evaluation net: the target class's anomaly index, and whether
+        it is flagged (smallest reverse-engineered mask, index above the threshold)."""
+        d = self.cfg["defense"]
+        self.nc_index, self.nc_flagged = [], []
+        if not d["neural_cleanse"]:
+            return
+        im, target = self.trainer.datamodule.images, self.cfg["attack"]["target"]
+        x = im.x_test[: d["images"]].to(self.device)
+        with torch.enable_grad():
+            for net in self.eval_nets[: d["nets"]]:
+                net.requires_grad_(False)
+                norms = defenses.reverse_mask_norms(
+                    net, x, self.cfg["data"]["num_classes"], self.lo, self.hi, d
+                )
+                idx = defenses.anomaly_index(norms, target)
+                self.nc_index.append(idx)
+                self.nc_flagged.append(float(idx > d["threshold"] and int(norms.argmin()) == target))
+
+    def _save_grid(self, path: Path) -> None:
+        from torchvision.utils import save_image
+
+        im = self.trainer.datamodule.images
+        mean, std = im.mean.view(1, -1, 1, 1).to(self.device), im.std.view(1, -1, 1, 1).to(self.device)
+        syn = self.syn.detach()
+        both = torch.cat([syn, attacks.stamp(syn, self.trigger, self.mask)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # one row per class: the distilled images, then below them the same images with the trigger
+        save_image((both * std + mean).clamp(0, 1), path, nrow=self.cfg["distill"]["ipc"])
+
+    # ---- test: CTA and ASR of the fresh networks ----
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        target = self.cfg["attack"]["target"]
+        xt = attacks.stamp(x, self.trigger, self.mask)
+        to_target = torch.full_like(y, target)
+        keep = y != target
+        for net in self.eval_nets:
+            self.test_cta(net(x), y)
+            logits_t = net(xt)
+            self.test_asr_all(logits_t, to_target)
+            if keep.any():
+                self.test_asr(logits_t[keep], to_target[keep])
+        self.log_dict(
+            {"test/cta": self.test_cta, "test/asr": self.test_asr, "test/asr_all": self.test_asr_all}
+        )
+
+    def on_test_epoch_end(self) -> None:
+        patch = self.trigger[self.mask.bool()]
+        im = self.trainer.datamodule.images
+        px = (self.trigger * im.std.view(-1, 1, 1).to(self.device) + im.mean.view(-1, 1, 1).to(self.device))[
+            self.mask.bool()
+        ]
+        self.log_dict(
+            {
+                "test/trigger_min": patch.min(),
+                "test/trigger_max": patch.max(),
+                "test/trigger_px_min": px.min(),
+                "test/trigger_px_max": px.max(),
+            }
+        )
+        if self.nc_index:
+            self.log("test/nc_anomaly", float(np.mean(self.nc_index)))
+            self.log("test/nc_detected", float(np.mean(self.nc_flagged)))
+
+    def configure_optimizers(self):
+        return None
+
+    def claims(self) -> dict[str, dict]:
+        if not self.doorping:
+            return {}
+        asr = float(self.trainer.callback_metrics["test/asr"])
+        bound = self.cfg["claims"]["doorping_asr"]
+        return {f"{self.attack}_asr": {"holds": asr >= bound, "value": asr, "bound": bound}}
+
+    def cost(self) -> dict:
+        iters = self.cfg["distill"]["iterations"]
+        return {
+            "params": sum(p.numel() for p in self.parameters()),
+            "distill_s": round(self.distill_s, 3),
+            "distill_it_per_s": round(iters / max(self.distill_s, 1e-9), 3),
+            "trigger_adam_steps": self.trigger_steps,
+        }

@@ -1,0 +1,65 @@
+"""doorping: backdoor attacks against dataset distillation (Liu et al., NDSS 2023)."""
+
+from bench.task import Method, Relation, RunClaim, Task
+
+METHOD = "bench.tasks.doorping.method:DistillAttack"
+
+TASK = Task(
+    name="doorping",
+    paper="Backdoor Attacks Against Dataset Distillation (Liu et al., NDSS 2023)",
+    url="https://arxiv.org/abs/2301.01197",
+    datamodule="bench.tasks.doorping.data:DistillDataModule",
+    primary="test/asr",
+    higher_is_better=True,
+    methods=(
+        Method(
+            "clean", METHOD, "no attack; ASR measured with NAIVEATTACK's white patch", {"attack": "clean"}
+        ),
+        Method(
+            "naive",
+            METHOD,
+            "NAIVEATTACK: white patch on 1% of the real images, relabelled to the target",
+            {"attack": "naive"},
+        ),
+        Method(
+            "doorping",
+            METHOD,
+            "DOORPING: the patch optimised during distillation to excite a hidden unit (unclamped)",
+            {"attack": "doorping"},
+        ),
+        Method(
+            "doorping_clamped",
+            METHOD,
+            "DOORPING with the patch clamped to valid pixel values after every trigger step",
+            {"attack": "doorping_clamped"},
+        ),
+    ),
+    claims=(
+        RunClaim("doorping_asr", "DOORPING ASR >= 0.9 (non-target test images)", ("doorping",)),
+        RunClaim(
+            "doorping_clamped_asr", "DOORPING with a valid-pixel trigger: ASR >= 0.9", ("doorping_clamped",)
+        ),
+        Relation("doorping_gt_naive", "DOORPING ASR > NAIVEATTACK ASR", "test/asr", "doorping", ">", "naive"),
+        Relation(
+            "doorping_cta",
+            "DOORPING CTA within 5 points of clean distillation",
+            "test/cta",
+            "doorping",
+            ">=",
+            "clean",
+            margin=-0.05,
+        ),
+        Relation(
+            "naive_cta",
+            "NAIVEATTACK CTA within 5 points of clean distillation",
+            "test/cta",
+            "naive",
+            ">=",
+            "clean",
+            margin=-0.05,
+        ),
+    ),
+    reported={"doorping": {"test/asr": 1.0}},
+    reported_note="the paper's abstract: DOORPING ASR close to 1.0 in all cases (tables not transcribed)",
+    version=1,
+)

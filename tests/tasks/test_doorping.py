@@ -1,0 +1,154 @@
+"""doorping: the distillation losses, the trigger, config errors, and the paper preset on a tiny
+CIFAR-10 fixture written as python pickle batches."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import resolve
+from bench.errors import BenchError
+from bench.tasks.doorping import attacks, distill
+from bench.tasks.doorping.data import load
+from bench.tasks.doorping.method import DistillAttack
+from bench.tasks.doorping.model import ConvNet
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def test_batched_dm_equals_the_per_class_loop() -> None:
+    net = ConvNet(1, 3, 12, 8, 2, 16)
+    real, syn = torch.randn(3, 5, 1, 12, 12), torch.randn(3, 2, 1, 12, 12)
+    a, b = distill.dm_loss(net, real, syn), distill.dm_loss_loop(net, real, syn)
+    assert torch.allclose(a, b, rtol=1e-5)
+    assert distill.dm_loss(net, real, real) < 1e-8  # the real batch itself matches exactly
+    assert abs(distill.dm_loss(net, real, syn + 1).item() - a.item()) > 1e-3
+
+
+def test_dc_loss_is_lowest_when_gradients_align() -> None:
+    net = ConvNet(1, 2, 8, 4, 1, 8)
+    real = torch.randn(2, 4, 1, 8, 8)
+    # Rows of dead units have zero gradients and count 1 each (as in DC's metric), so compare.
+    same = distill.dc_loss(net, real, real).item()
+    assert same < distill.dc_loss(net, real, torch.randn(2, 4, 1, 8, 8)).item() - 1.0
+
+
+def test_patch_sits_one_pixel_from_the_bottom_right() -> None:
+    mask = attacks.patch_mask(1, 28, 2, 1)
+    assert mask.sum() == 4 and mask[0, 25:27, 25:27].all() and mask[0, 27].sum() == 0
+    with pytest.raises(ValueError):
+        attacks.patch_mask(1, 4, 4, 1)
+
+
+def test_trigger_update_excites_the_unit_inside_the_patch_only() -> None:
+    net = ConvNet(1, 3, 12, 8, 2, 16)
+    mask = attacks.patch_mask(1, 12, 2, 1)
+    lo, hi = torch.tensor([[[-0.8]]]), torch.tensor([[[2.0]]])
+    start = attacks.random_trigger(mask, lo, hi, torch.Generator().manual_seed(0))
+    cfg = {"lr": 0.08, "alpha": 10, "stop_loss": 0.0, "max_steps": 100, "topk": 1}
+    unit = attacks.top_units(net, 1)
+    free, steps = attacks.optimise_trigger(net, start, mask, cfg, None)
+    assert steps == 100
+    assert (free * (1 - mask)).abs().max() == 0  # nothing leaks outside the patch
+    before, after = (net.hidden_units(t[None])[0, unit].item() for t in (start, free))
+    assert after > before + 0.05
+    clamped, _ = attacks.optimise_trigger(net, start, mask, cfg, (lo, hi))
+    assert net.hidden_units(clamped[None])[0, unit].item() < after  # valid pixels excite less
+    patch = clamped[mask.bool()]
+    assert patch.min() >= -0.8 - 1e-6 and patch.max() <= 2.0 + 1e-6
+    assert free[mask.bool()].abs().max() > 2.0  # unclamped, it leaves the valid range
+
+
+def test_impossible_configs_give_one_line_errors() -> None:
+    for override in (
+        "distill.algorithm=dd",
+        "attack.target=10",
+        "attack.portion=0",
+        "distill.batch_real=500",
+    ):
+        cfg = resolve("doorping", ["preset=smoke", "method=doorping", override])
+        with pytest.raises(BenchError):
+            DistillAttack(cfg, "doorping")
+    cfg = resolve("doorping", ["preset=smoke", "method=doorping"])
+    with pytest.raises(BenchError):
+        DistillAttack(cfg, "blend")
+
+
+def _write_cifar(root: Path, per_batch: int = 30) -> None:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"labels": [i % 10 for i in range(per_batch)],
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+
+
+def test_cifar10_pickles_are_read(tmp_path: Path) -> None:
+    _write_cifar(tmp_path)
+    cfg = resolve("doorping", ["preset=paper", f"data.root={tmp_path}", "data.train_per_class=12"])
+    im = load(cfg["data"])
+    assert im.x.shape == (120, 3, 32, 32) and im.x_test.shape == (30, 3, 32, 32)
+    assert torch.bincount(im.y).tolist() == [12] * 10
+    assert im.lo.shape == (3, 1, 1) and (im.x >= im.lo - 1e-5).all() and (im.x <= im.hi + 1e-5).all()
+    with pytest.raises(BenchError, match="per_class"):
+        load({**cfg["data"], "train_per_class": 16})
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(BenchError, match="not a CIFAR-10"):
+        load(cfg["data"])
+    with pytest.raises(BenchError, match="not a folder"):
+        load({**cfg["data"], "root": str(tmp_path / "missing")})
+
+
+def test_paper_preset_runs_dc_on_the_fixture(tmp_path: Path, bench_run) -> None:
+    _write_cifar(tmp_path)
+    small = [
+        f"data.root={tmp_path}",
+        "data.train_per_class=12",
+        "model.width=8",
+        "model.hidden=16",
+        "attack.portion=0.1",
+        "attack.max_steps=5",
+        "attack.stop_loss=0.0",
+        "distill.iterations=1",
+        "distill.outer_loop=2",
+        "distill.inner_loop=1",
+        "distill.batch_real=4",
+        "eval.nets=1",
+        "eval.epochs=2",
+        "trainer.accelerator=cpu",
+    ]
+    code, record = bench_run("doorping", "method=doorping", "preset=paper", *small)
+    assert code == 0 and record["status"] == "ok", record["error"]
+    assert set(record["metrics"]) >= {"test/cta", "test/asr", "test/asr_all", "test/trigger_min"}
+    assert record["cost"]["trigger_adam_steps"] > 0
+    assert (Path(record["config"]["data"]["root"]) / "cifar-10-batches-py").is_dir()
+
+
+def test_neural_cleanse_flags_a_small_mask_and_reverses_a_real_trigger() -> None:
+    from bench.tasks.doorping import defenses
+
+    norms = torch.tensor([1.0, 10.0, 11.0, 9.5, 10.5, 10.2, 9.8, 10.1, 9.9, 10.4])
+    assert defenses.anomaly_index(norms, 0) > 2 and defenses.anomaly_index(norms, 1) < 2
+
+    class Backdoored(torch.nn.Module):  # class 2 by default; class 0 via one bright corner pixel,
+        def forward(self, x):  # class 1 only when the whole image is bright
+            corner, whole = x[:, 0, -1, -1], x[:, 0].mean((1, 2))
+            return torch.stack([10 * (corner - 0.5), 10 * (whole - 0.5), torch.zeros_like(corner)], 1)
+
+    x = torch.zeros(8, 1, 6, 6)
+    cfg = {"lr": 0.1, "steps": 60, "l1": 0.01}
+    lo, hi = torch.tensor([[[0.0]]]), torch.tensor([[[1.0]]])
+    norms = defenses.reverse_mask_norms(Backdoored(), x, 3, lo, hi, cfg)
+    assert norms[0] < norms[1]  # the backdoor class needs the smaller mask
