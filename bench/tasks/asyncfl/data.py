@@ -17,9 +17,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from bench.datasets import fashion_mnist
+from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 
 
@@ -182,16 +183,6 @@ def _femnist(root: Path, d: dict, rng: np.random.Generator) -> Federation:
     return Federation(
         x, y, np.arange(len(y)), offsets, *_tensors(xv, yv), *_tensors(xt, yt), d["num_classes"]
     )
-
-
-class Ticks(IterableDataset):
-    """One item per federated event batch: the method's ``training_step`` advances the simulator."""
-
-    def __iter__(self):
-        i = 0
-        while True:
-            yield i
-            i += 1
 
 
 class FederatedDataModule(L.LightningDataModule):

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
+from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 from bench.tasks.girl import envs
 
@@ -47,16 +48,6 @@ def build(d: dict, horizon: int) -> Family:
 
         return Family(cheetah(v), cheetah(d["heldout_velocities"]), p0, len(d["heldout_velocities"]))
     raise BenchError(f"unknown data.source {d['source']!r}: choose pointnav or cheetah")
-
-
-class Ticks(IterableDataset):
-    """An endless stream of step numbers: each is one meta-update in ``training_step``."""
-
-    def __iter__(self):
-        i = 0
-        while True:
-            yield i
-            i += 1
 
 
 class TaskFamilyModule(L.LightningDataModule):
