@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 from bench import records, render
@@ -100,6 +101,7 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
         "higher_is_better": task.higher_is_better,
         "reported_note": task.reported_note,
         "curve": task.curve,
+        "series": [asdict(s) for s in task.series],
         "presets": dict(rows),
         "claims": {preset: _verdicts(task, table, preset) for preset, table in rows.items()},
     }

@@ -44,8 +44,44 @@ def plot_board(board: dict, out: Path) -> dict[str, list[str]]:
                 ax.set_ylabel(y_key.partition(".")[2])
                 ax.set_title(f"{board['task']} ({preset})")
                 names.append(_save(fig, out, f"{board['task']}-{preset}-curve.png"))
+        for series in board.get("series", []):
+            if _plot_series(plt, series, table):
+                names.append(_save(plt.gcf(), out, f"{board['task']}-{preset}-{series['name']}.png"))
         written[preset] = names
     return written
+
+
+def _plot_series(plt, series: dict, table: dict) -> bool:
+    """Draw one line per method that has the series' metric at some x; False when none has."""
+
+    def mean(method: str, x) -> float | None:
+        return _get(table.get(method, {}), f"metrics.{series['metric'].format(x=x)}")[0]
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    drawn = False
+    for method in table:
+        if method == series["over"]:
+            continue
+        points = []
+        for x in series["xs"]:
+            y, ref = mean(method, x), mean(series["over"], x) if series["over"] else 1.0
+            if y is not None and ref is not None and (series["over"] is None or y > 0):
+                points.append((x, ref / y if series["over"] else y))
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=method)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    if series["log_x"]:
+        ax.set_xscale("log")
+    if series["over"]:
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(series["xlabel"])
+    ax.set_ylabel(series["ylabel"])
+    ax.set_title(series["name"])
+    ax.legend(fontsize=8)
+    return True
 
 
 def _save(fig, out: Path, name: str) -> str:

@@ -51,6 +51,21 @@ class Relation:
 
 
 @dataclass(frozen=True)
+class Series:
+    """A line per method over a swept setting, for the task's page: y at x is the seed mean of
+    ``metric`` with ``{x}`` filled in; with ``over``, y is over's mean divided by the method's
+    (a speedup when the metric is a time)."""
+
+    name: str
+    xlabel: str
+    ylabel: str
+    xs: tuple
+    metric: str
+    over: str | None = None
+    log_x: bool = False
+
+
+@dataclass(frozen=True)
 class Task:
     """One benchmark taken from one paper."""
 
@@ -67,6 +82,8 @@ class Task:
     reported_note: str = ""
     # The task's characteristic curve for its page: (x, y) as "cost.<key>" or "metrics.<key>".
     curve: tuple[str, str] | None = None
+    # Metrics measured over a swept setting (concurrency, shots, epochs of evidence), as lines.
+    series: tuple[Series, ...] = ()
     version: int = 1
 
     def method(self, name: str) -> Method:

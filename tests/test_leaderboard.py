@@ -54,3 +54,27 @@ def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path) -
     assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
     assert "emo" in (tmp_path / "boards" / "index.md").read_text()
     assert len(skipped) == 1 and "junk/record.json" in skipped[0]
+
+
+def test_series_plots_a_line_per_method_relative_to_over(tmp_path: Path) -> None:
+    from bench import plots
+
+    def row(**metrics: float) -> dict:
+        return {"metrics": {k: {"mean": v, "std": 0.0} for k, v in metrics.items()}}
+
+    table = {"sync": row(t_1=8.0, t_10=40.0), "async": row(t_1=4.0, t_10=4.0), "none": row()}
+    board = {"task": "t", "primary": "p", "presets": {"cpu": table}}
+    series = {"name": "speedup", "xlabel": "C", "ylabel": "x", "xs": (1, 10), "metric": "t_{x}"}
+    board["series"] = [series | {"over": "sync", "log_x": True}]
+    assert plots.plot_board(board, tmp_path) == {"cpu": ["t-cpu-speedup.png"]}
+    assert (tmp_path / "t-cpu-speedup.png").stat().st_size > 0
+
+    import matplotlib.pyplot as plt
+
+    assert plots._plot_series(plt, board["series"][0], table)
+    lines = {
+        ln.get_label(): ln.get_ydata().tolist() for ln in plt.gca().get_lines() if ln.get_label()[0] != "_"
+    }
+    assert lines == {"async": [2.0, 10.0]}  # sync / async; "none" has no points, sync is the reference
+    board["series"] = [series | {"over": None, "log_x": False, "metric": "missing_{x}"}]
+    assert plots.plot_board(board, tmp_path) == {"cpu": []}

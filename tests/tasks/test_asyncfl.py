@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.asyncfl import checks
 from bench.tasks.asyncfl.data import FederatedDataModule, build, partition
-from bench.tasks.asyncfl.local import LocalTrainer
+from bench.tasks.asyncfl.local import LocalTrainer, RayTrainer
 from bench.tasks.asyncfl.method import simulation
 from bench.tasks.asyncfl.model import FlatNet, build_net
 from bench.tasks.asyncfl.simulator import EventClock, Fleet, sync_round
@@ -112,15 +113,24 @@ def test_missing_real_root_is_one_clear_error(tmp_path: Path) -> None:
         FederatedDataModule(cfg).setup()
 
 
-def test_ray_engine_without_ray_says_so(bench_run, capsys) -> None:
-    try:
-        import ray  # noqa: F401
-
-        pytest.skip("ray is installed")
-    except ImportError:
-        pass
+def test_ray_engine_without_ray_says_so(bench_run, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # importing it then raises ImportError
     code, _ = bench_run("asyncfl", "preset=smoke", "method=fedbuff", "sim.engine=ray")
     assert code == 2 and "pip install ray" in capsys.readouterr().err
+
+
+def test_ray_workers_give_the_local_result(smoke) -> None:
+    ray = pytest.importorskip("ray")
+    cfg, fed, x0 = smoke
+    client = cfg["client"] | {"ray_workers": 1, "ray_chunk": 2}
+    net = FlatNet(build_net("logreg", 784, 10, 0))
+    clients, serials = np.array([4, 17, 9]), np.array([0, 2, 1])
+    try:
+        remote = RayTrainer(fed, net, client, seed=3).train(clients, serials, x0)
+    finally:
+        ray.shutdown()
+    local = LocalTrainer(fed, net, client, seed=3).train(clients, serials, x0)
+    assert remote.abs().sum() > 0 and torch.equal(remote, local)
 
 
 def write_leaf(root: Path, users: int = 6, per_user: int = 12) -> Path:

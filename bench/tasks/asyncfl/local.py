@@ -54,13 +54,13 @@ class LocalTrainer:
 class RayTrainer(LocalTrainer):
     """The same computation on Ray workers, ``chunk`` clients per task (``engine=ray``)."""
 
-    def __init__(self, fed: Federation, net: FlatNet, client: dict, seed: int, chunk: int) -> None:
+    def __init__(self, fed: Federation, net: FlatNet, client: dict, seed: int) -> None:
         try:
             import ray
         except ImportError:
             raise BenchError("engine=ray needs Ray: `pip install ray`, or use engine=local") from None
         super().__init__(fed, net, client, seed)
-        self.ray, self.chunk = ray, chunk
+        self.ray, self.chunk = ray, client["ray_chunk"]
         if not ray.is_initialized():
             ray.init(num_cpus=client["ray_workers"], include_dashboard=False, log_to_driver=False)
         self._remote = ray.remote(_train_chunk)
@@ -83,5 +83,5 @@ def trainer_for(engine: str, fed: Federation, net: FlatNet, client: dict, seed: 
     if engine == "local":
         return LocalTrainer(fed, net, client, seed)
     if engine == "ray":
-        return RayTrainer(fed, net, client, seed, client["ray_chunk"])
+        return RayTrainer(fed, net, client, seed)
     raise BenchError(f"unknown sim.engine {engine!r}: choose local or ray")

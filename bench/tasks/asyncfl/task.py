@@ -1,7 +1,7 @@
 """asyncfl: buffered asynchronous federated learning (FedBuff, AISTATS 2022) as run in production
 by PAPAYA (MLSys 2022), against synchronous FedAvg / FedAvgM with over-selection."""
 
-from bench.task import Method, Relation, RunClaim, Task
+from bench.task import Method, Relation, RunClaim, Series, Task
 
 METHOD = "bench.tasks.asyncfl.method:FederatedMethod"
 
@@ -84,6 +84,17 @@ TASK = Task(
             "sequential_equals_sgd",
             "one client, C = K = 1, server lr 1: the simulation equals centralised SGD",
             ("fedbuff",),
+        ),
+    ),
+    series=(
+        Series(
+            "speedup_vs_concurrency",
+            "concurrency C",
+            "speedup over FedAvg (time to target)",
+            (10, 100, 1000),
+            "test/time_c{x}",
+            over="fedavg",
+            log_x=True,
         ),
     ),
     reported={
