@@ -26,10 +26,11 @@ CLASSES = (
 MEAN, STD = 0.2860, 0.3530  # of the training images, in [0, 1]
 
 
-def _idx(path: Path) -> np.ndarray:
-    # The package ships gzipped IDX files; torchvision's reader wants them unpacked in its own
-    # folder layout, so reading the 16-byte IDX header here is simpler than staging copies.
-    with gzip.open(path, "rb") as f:
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format), gzipped or not, as a uint8 array of its declared shape."""
+    # torchvision's reader wants the files unpacked in its own folder layout; the 16-byte IDX
+    # header is simpler to read here than staging copies.
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         data = f.read()
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
@@ -45,4 +46,4 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
             f"Fashion-MNIST not found in {ROOT}: run `make install` "
             "(or `apt-get install dataset-fashion-mnist`)"
         )
-    return _idx(images), _idx(labels).astype(np.int64)
+    return read_idx(images), read_idx(labels).astype(np.int64)

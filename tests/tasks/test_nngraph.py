@@ -111,29 +111,96 @@ def test_real_cifar_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch: pyte
         "nngraph",
         "preset=smoke",
         "method=degree",
-        "data.source=real",
+        "data.source=cifar10",
         f"data.root={root}",
         "data.val_size=12",
         "data.test_size=12",
         "data.train_size=0",
-        "population.arch.kernel=5",
-        "population.arch.padding=0",
+        "population.arch=lenet5",
     )
     assert code == 0 and record["status"] == "ok", record and record["error"]
-    assert record["config"]["data"]["source"] == "real"
+    assert record["config"]["data"]["source"] == "cifar10"
     assert set(record["artifacts"]) == {"nngraph/population", "nngraph/summaries"}
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
 
 
 def test_missing_or_broken_cifar_is_one_clear_error(tmp_path: Path) -> None:
-    cfg = resolve("nngraph", ["preset=smoke", "data.source=real", f"data.root={tmp_path}"])
+    cfg = resolve("nngraph", ["preset=smoke", "data.source=cifar10", f"data.root={tmp_path}"])
     with pytest.raises(BenchError, match="no CIFAR-10 python batches"):
         images.load(cfg["data"])
     root = cifar_fixture(tmp_path / "bad")
     (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
-    cfg = resolve("nngraph", ["preset=smoke", "data.source=real", f"data.root={root}"])
+    cfg = resolve("nngraph", ["preset=smoke", "data.source=cifar10", f"data.root={root}"])
     with pytest.raises(BenchError, match="not a CIFAR-10 python batch"):
         images.load(cfg["data"])
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "vgg", "alexnet", "resnet"])
+def test_every_architecture_is_a_layered_graph(arch: str) -> None:
+    import torch
+
+    from bench.tasks.nngraph import nets
+
+    spec = resolve("nngraph", ["preset=paper"])["archs"][arch]
+    torch.manual_seed(0)
+    net = nets.build(spec, (3, 32, 32), 10, width=0.25 if arch != "lenet5" else 1.0, dropout=0.5)
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    weights = [layer.weight.detach().numpy() for layer in net.layers()]
+    sizes = graphs.layer_sizes(graphs.blocks(weights, in_channels=3))
+    assert sizes[0] == 3 and sizes[-1] == 10
+    if arch == "lenet5":  # LeNet-5 as the paper trains it: 62,006 parameters
+        assert sizes == [3, 6, 16, 120, 84, 10] and sum(p.numel() for p in net.parameters()) == 62006
+    if arch == "resnet":  # stem + 9 blocks x 2 convs + classifier; shortcuts are not graph layers
+        assert len(sizes) == 1 + 1 + 18 + 1
+
+
+def write_mnist(root: Path, n: int = 40) -> Path:
+    """MNIST's IDX files, gzipped: magic (0, 0, 8, ndim), big-endian sizes, then the bytes."""
+    import gzip
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        for kind, array in (
+            ("images-idx3", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)),
+            ("labels-idx1", rng.integers(0, 10, n, dtype=np.uint8)),
+        ):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+            with gzip.open(root / f"{prefix}-{kind}-ubyte.gz", "wb") as f:
+                f.write(header + array.tobytes())
+    return root
+
+
+def test_mnist_resnet_population_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    root = write_mnist(tmp_path / "mnist")
+    x, y = images._mnist(str(root), "test")
+    assert x.shape == (40, 1, 28, 28) and y.dtype == np.int64 and 0.0 <= x.min() <= x.max() <= 1.0
+    code, record = bench_run(
+        "nngraph",
+        "preset=smoke",
+        "method=degree",
+        "data.source=mnist",
+        f"data.root={root}",
+        "data.val_size=8",
+        "data.test_size=16",
+        "population.arch=resnet",
+        "archs.resnet.stages=[2,4]",
+        "archs.resnet.blocks=1",
+    )
+    assert code == 0 and record["status"] == "ok", record and record["error"]
+    assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
+
+
+def test_missing_mnist_and_unknown_arch_are_one_clear_error(tmp_path: Path) -> None:
+    cfg = resolve("nngraph", ["preset=smoke", "data.source=mnist", f"data.root={tmp_path}"])
+    with pytest.raises(BenchError, match="no MNIST train IDX files"):
+        images.load(cfg["data"])
+    from bench.tasks.nngraph import population
+
+    cfg = resolve("nngraph", ["preset=smoke", "population.arch=vgg16"])
+    with pytest.raises(BenchError, match="not in archs: choose one of lenet, lenet5, vgg"):
+        population.folder(cfg)
 
 
 def test_impossible_population_is_refused(bench_run, capsys: pytest.CaptureFixture) -> None:

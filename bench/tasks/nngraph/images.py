@@ -1,7 +1,9 @@
-"""The images the population trains on: sklearn's digits (offline default) or CIFAR-10 from disk.
+"""The images the population trains on: sklearn's digits (offline default), or CIFAR-10 or MNIST
+from disk in their published formats.
 
-CIFAR-10 is read in its published python format (``cifar-10-batches-py/data_batch_{1..5}`` and
-``test_batch``, pickled dicts of ``data`` uint8 [N, 3072] and ``labels``).
+CIFAR-10: python batches (``cifar-10-batches-py/data_batch_{1..5}`` and ``test_batch``, pickled
+dicts of ``data`` uint8 [N, 3072] and ``labels``). MNIST: the four IDX files
+(``train-images-idx3-ubyte`` ..., gzipped or not).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.datasets.fashion_mnist import read_idx
 from bench.errors import BenchError
 
 CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST = "test_batch"
+MNIST = {"train": "train", "test": "t10k"}
+ON_DISK = ("cifar10", "mnist")
 
 
 @dataclass
@@ -35,10 +40,12 @@ def load(data: dict) -> Splits:
     """The splits ``data`` (the config's ``data`` section) names, standardized by train statistics."""
     if data["source"] == "digits":
         train, test = _digits(data)
-    elif data["source"] == "real":
+    elif data["source"] == "cifar10":
         train, test = _cifar(data["root"])
+    elif data["source"] == "mnist":
+        train, test = (_mnist(data["root"], split) for split in MNIST)
     else:
-        raise BenchError(f"unknown data.source {data['source']!r}: use digits or real")
+        raise BenchError(f"unknown data.source {data['source']!r}: use digits, cifar10 or mnist")
     rng = np.random.default_rng(data["split_seed"])
     order = rng.permutation(len(train[0]))
     val_idx, fit_idx = order[: data["val_size"]], order[data["val_size"] :]
@@ -70,6 +77,24 @@ def _digits(data: dict) -> tuple[tuple, tuple]:
     test, train = order[: data["test_size"]], order[data["test_size"] :]
     # digits has no official test split: a fixed held-out part plays it; load() then takes it all.
     return (x[train], y[train]), (x[test], y[test])
+
+
+def _mnist(root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    folder, found = Path(root or ""), []
+    for kind in ("images-idx3", "labels-idx1"):
+        name = f"{MNIST[split]}-{kind}-ubyte"
+        found += [p for p in (folder / name, folder / f"{name}.gz") if root and p.is_file()][:1]
+    if len(found) < 2:
+        raise BenchError(
+            f"no MNIST {split} IDX files at data.root={root!r} ({MNIST[split]}-images-idx3-ubyte[.gz] and "
+            f"{MNIST[split]}-labels-idx1-ubyte[.gz]): point data.root (or BENCH_DATA) at them"
+        )
+    images, labels = (read_idx(p) for p in found)
+    if images.ndim != 3 or len(images) != len(labels):
+        raise BenchError(
+            f"{found[0]}: expected images [N, H, W] and N labels, got {images.shape}, {labels.shape}"
+        )
+    return images[:, None].astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
 def _cifar(root: str | None) -> tuple[tuple, tuple]:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from bench.tasks.nngraph import graphs
-from bench.tasks.nngraph.lenet import LeNet
+from bench.tasks.nngraph.nets import ConvChain
 
 # The paper's LeNet on CIFAR-10 (3 + 6 + 16 + 120 + 84 + 10 nodes); a handful of random inits.
-SHAPE, CHANNELS, HIDDEN, KERNEL = (3, 32, 32), (6, 16), (120, 84), 5
+SHAPE, CONVS, HIDDEN = (3, 32, 32), [[6, 5, 0, 2], [16, 5, 0, 2]], [120, 84]
 GRAPHS = 5
 
 
@@ -36,7 +36,7 @@ def networkx_stats(g: nx.Graph, numpy: bool = False) -> tuple[np.ndarray, np.nda
 
 def lenet_weights(seed: int) -> list[np.ndarray]:
     torch.manual_seed(seed)
-    net = LeNet(SHAPE, CHANNELS, HIDDEN, 10, KERNEL, padding=0)
+    net = ConvChain(SHAPE, CONVS, HIDDEN, 10, dropout=0.0)
     return [layer.weight.detach().numpy() for layer in net.layers()]
 
 

@@ -1,5 +1,5 @@
-"""The population: many LeNets with varied hyperparameters, weights snapshotted at every epoch of
-evidence, final test accuracy as the label. A shared stage, cached by its sub-config.
+"""The population: networks of one architecture with varied hyperparameters, weights snapshotted
+at every epoch of evidence, final test accuracy as the label. A shared stage, cached by its sub-config.
 
 Trained by a plain PyTorch loop: it is the task's dataset, not a method under evaluation, and a
 Trainer per tiny network would cost more than the network.
@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from bench import artifacts
 from bench.errors import BenchError
-from bench.tasks.nngraph import images
-from bench.tasks.nngraph.lenet import LeNet
+from bench.tasks.nngraph import images, nets
 
 # Columns of the hyperparameter table, in the order the hparams baseline sees them.
 HPARAMS = ("log10_lr", "width", "log10_init_scale", "log2_batch_size", "weight_decay", "dropout")
@@ -43,10 +42,18 @@ class Population:
 
 
 def sub_config(cfg: dict) -> dict:
-    """What the population depends on: the data and the population sections, nothing else
-    (``data.root`` only where it is read)."""
-    data = {k: v for k, v in cfg["data"].items() if k != "root" or cfg["data"]["source"] == "real"}
-    return {"data": data, "population": cfg["population"]}
+    """What the population depends on: the data and population sections and the chosen
+    architecture's spec, nothing else (``data.root`` only where it is read)."""
+    data = {k: v for k, v in cfg["data"].items() if k != "root" or cfg["data"]["source"] in images.ON_DISK}
+    return {"data": data, "population": cfg["population"], "arch": spec(cfg)}
+
+
+def spec(cfg: dict) -> dict:
+    """The entry of ``archs`` that ``population.arch`` names."""
+    name = cfg["population"]["arch"]
+    if name not in cfg["archs"]:
+        raise BenchError(f"population.arch={name!r} is not in archs: choose one of {', '.join(cfg['archs'])}")
+    return cfg["archs"][name]
 
 
 def folder(cfg: dict) -> Path:
@@ -91,19 +98,8 @@ def hparam_row(h: dict) -> list[float]:
     ]
 
 
-def make_net(arch: dict, shape: tuple, classes: int, h: dict) -> LeNet:
-    def scale(n: int) -> int:
-        return max(1, round(n * h["width"]))
-
-    net = LeNet(
-        shape,
-        channels=(scale(arch["channels"][0]), scale(arch["channels"][1])),
-        hidden=(scale(arch["hidden"][0]), scale(arch["hidden"][1])),
-        classes=classes,
-        kernel=arch["kernel"],
-        padding=arch["padding"],
-        dropout=h["dropout"],
-    )
+def make_net(arch: dict, shape: tuple, classes: int, h: dict) -> torch.nn.Module:
+    net = nets.build(arch, shape, classes, h["width"], h["dropout"])
     with torch.no_grad():
         for layer in net.layers():
             layer.weight.mul_(h["init_scale"])
@@ -111,7 +107,7 @@ def make_net(arch: dict, shape: tuple, classes: int, h: dict) -> LeNet:
 
 
 @torch.no_grad()
-def evaluate(net: LeNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
+def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
     """(accuracy, mean loss) in eval mode: dropout off (the official code leaves it on)."""
     net.eval()
     logits = torch.cat([net(x[i : i + batch]) for i in range(0, len(x), batch)])
@@ -119,7 +115,7 @@ def evaluate(net: LeNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[
     return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
 
 
-def train_one(net: LeNet, h: dict, p: dict, splits: images.Splits, seed: int) -> dict | None:
+def train_one(net: torch.nn.Module, h: dict, p: dict, splits: images.Splits, seed: int) -> dict | None:
     """Train one network; its snapshots and curves, or None if its loss stopped being finite."""
     dev = next(net.parameters()).device
     x, y = (torch.from_numpy(a).to(dev) for a in splits.train)
@@ -159,7 +155,7 @@ def build(cfg: dict, folder: Path) -> None:
     # Networks this small run fastest on one thread; two threads on a shared machine ran ~8x slower.
     torch.set_num_threads(p["threads"])
     try:
-        _build(p, splits, folder, device(cfg["trainer"]["accelerator"]))
+        _build(p, spec(cfg), splits, folder, device(cfg["trainer"]["accelerator"]))
     finally:
         torch.set_num_threads(threads)
 
@@ -172,7 +168,7 @@ def device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def _build(p: dict, splits: images.Splits, folder: Path, dev: torch.device) -> None:
+def _build(p: dict, arch: dict, splits: images.Splits, folder: Path, dev: torch.device) -> None:
     classes = int(max(splits.train[1].max(), splits.test[1].max())) + 1
     rng = np.random.default_rng(p["seed"])
     rows, curves, redraws = [], {"val_acc": [], "val_loss": [], "train_loss": [], "final_acc": []}, 0
@@ -183,7 +179,7 @@ def _build(p: dict, splits: images.Splits, folder: Path, dev: torch.device) -> N
         h = draw(p["space"], rng)
         seed = int(rng.integers(2**31))
         torch.manual_seed(seed)
-        net = make_net(p["arch"], splits.shape, classes, h).to(dev)
+        net = make_net(arch, splits.shape, classes, h).to(dev)
         out = train_one(net, h, p, splits, seed)
         if out is None:
             redraws += 1
