@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import pickle
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bench.tasks.asyncfl.local import LocalTrainer, RayTrainer
 from bench.tasks.asyncfl.method import simulation
 from bench.tasks.asyncfl.model import FlatNet, build_net
 from bench.tasks.asyncfl.simulator import EventClock, Fleet, sync_round
+from tests.formats import write_cifar10
 
 
 @pytest.fixture(scope="module")
@@ -151,21 +151,6 @@ def write_leaf(root: Path, users: int = 6, per_user: int = 12) -> Path:
     return root
 
 
-def write_cifar(root: Path, per_batch: int = 20) -> Path:
-    """CIFAR-10 python layout: root/cifar-10-batches-py/{data_batch_1..5,test_batch} pickles."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {
-            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-            b"labels": rng.integers(0, 10, per_batch).tolist(),
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    return root
-
-
 REAL_SMALL = [
     "preset=smoke",
     "data.source=real",
@@ -188,7 +173,7 @@ def test_femnist_leaf_json_runs_end_to_end(bench_run, tmp_path: Path) -> None:
 
 
 def test_cifar10_batches_run_end_to_end(bench_run, tmp_path: Path) -> None:
-    root = write_cifar(tmp_path / "cifar")
+    root = write_cifar10(tmp_path / "cifar", per_batch=20)
     args = [f"data.root={root}", "data.dataset=cifar10", "data.input_dim=3072", "data.num_clients=20"]
     code, record = bench_run("asyncfl", "method=fedavg", *REAL_SMALL, *args, "data.examples_per_client=5")
     assert code == 0 and record["status"] == "ok", record["error"]

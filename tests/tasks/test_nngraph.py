@@ -3,7 +3,6 @@ CIFAR-10 format on a tiny fixture, and the errors of bad input."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.nngraph import features, graphs, images, perf
+from tests.formats import write_cifar10, write_mnist
 
 
 def tiny_net() -> list[np.ndarray]:
@@ -76,37 +76,9 @@ def test_design_holds_levels_and_changes_since_epoch_one() -> None:
     assert list(features.labels(tables["final_acc"])) == [0, 0, 1]
 
 
-def cifar_fixture(root: Path, per_batch: int = 12) -> Path:
-    """CIFAR-10 in its published python format: pickled dicts of uint8 data [N, 3072], labels."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in (*images.CIFAR_TRAIN, images.CIFAR_TEST):
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
-            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-            b"filenames": [f"{i}.png".encode() for i in range(per_batch)],
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    return root
-
-
-def test_cifar_reader_keeps_channel_layout(tmp_path: Path) -> None:
-    root = cifar_fixture(tmp_path)
-    x, y = images._cifar_batch(root / "cifar-10-batches-py" / "test_batch")
-    with open(root / "cifar-10-batches-py" / "test_batch", "rb") as f:
-        raw = pickle.load(f, encoding="bytes")
-    assert x.shape == (12, 3, 32, 32) and list(y) == raw[b"labels"]
-    # the first 1024 bytes of a row are the red plane, row-major
-    assert x[0, 0, 0, 1] * 255 == pytest.approx(raw[b"data"][0, 1])
-    assert x[0, 1, 0, 0] * 255 == pytest.approx(raw[b"data"][0, 1024])
-
-
 def test_real_cifar_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    root = cifar_fixture(tmp_path / "data")
+    root = write_cifar10(tmp_path / "data")
     code, record = bench_run(
         "nngraph",
         "preset=smoke",
@@ -122,17 +94,6 @@ def test_real_cifar_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch: pyte
     assert record["config"]["data"]["source"] == "cifar10"
     assert set(record["artifacts"]) == {"nngraph/population", "nngraph/summaries"}
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
-
-
-def test_missing_or_broken_cifar_is_one_clear_error(tmp_path: Path) -> None:
-    cfg = resolve("nngraph", ["preset=smoke", "data.source=cifar10", f"data.root={tmp_path}"])
-    with pytest.raises(BenchError, match="no CIFAR-10 python batches"):
-        images.load(cfg["data"])
-    root = cifar_fixture(tmp_path / "bad")
-    (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"not a pickle")
-    cfg = resolve("nngraph", ["preset=smoke", "data.source=cifar10", f"data.root={root}"])
-    with pytest.raises(BenchError, match="not a CIFAR-10 python batch"):
-        images.load(cfg["data"])
 
 
 @pytest.mark.parametrize("arch", ["lenet5", "vgg", "alexnet", "resnet"])
@@ -152,23 +113,6 @@ def test_every_architecture_is_a_layered_graph(arch: str) -> None:
         assert sizes == [3, 6, 16, 120, 84, 10] and sum(p.numel() for p in net.parameters()) == 62006
     if arch == "resnet":  # stem + 9 blocks x 2 convs + classifier; shortcuts are not graph layers
         assert len(sizes) == 1 + 1 + 18 + 1
-
-
-def write_mnist(root: Path, n: int = 40) -> Path:
-    """MNIST's IDX files, gzipped: magic (0, 0, 8, ndim), big-endian sizes, then the bytes."""
-    import gzip
-
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    for prefix in ("train", "t10k"):
-        for kind, array in (
-            ("images-idx3", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)),
-            ("labels-idx1", rng.integers(0, 10, n, dtype=np.uint8)),
-        ):
-            header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-            with gzip.open(root / f"{prefix}-{kind}-ubyte.gz", "wb") as f:
-                f.write(header + array.tobytes())
-    return root
 
 
 def test_mnist_resnet_population_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch) -> None:

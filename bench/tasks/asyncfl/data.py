@@ -10,7 +10,6 @@ the python pickle batches (split like Fashion-MNIST).
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench.datasets import fashion_mnist
+from bench.datasets import cifar10, fashion_mnist
 from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 
@@ -105,25 +104,9 @@ def _fashion_mnist() -> tuple[np.ndarray, ...]:
 
 
 def read_cifar10(root: Path) -> tuple[np.ndarray, ...]:
-    """CIFAR-10 python batches under ``root/cifar-10-batches-py``, scaled to [-1, 1]."""
-    folder = root / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    if not all((folder / n).is_file() for n in names):
-        raise BenchError(
-            f"CIFAR-10 not found in {folder}: unpack cifar-10-python.tar.gz "
-            "(https://www.cs.toronto.edu/~kriz/cifar.html) into data.root"
-        )
-    parts = []
-    for n in names:
-        try:
-            with open(folder / n, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
-            parts.append((np.asarray(batch[b"data"], np.uint8), np.asarray(batch[b"labels"], np.int64)))
-        except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as e:
-            raise BenchError(f"{folder / n} is not a CIFAR-10 python batch ({type(e).__name__})") from None
-    xtr = np.concatenate([p[0] for p in parts[:5]]) / 127.5 - 1.0
-    ytr = np.concatenate([p[1] for p in parts[:5]])
-    return xtr, ytr, parts[5][0] / 127.5 - 1.0, parts[5][1]
+    """CIFAR-10 python batches at ``root``, flattened and scaled to [-1, 1]."""
+    xtr, ytr, xte, yte = cifar10.load(root)
+    return xtr.reshape(len(xtr), -1) / 127.5 - 1.0, ytr, xte.reshape(len(xte), -1) / 127.5 - 1.0, yte
 
 
 def read_leaf(folder: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:

@@ -1,24 +1,21 @@
 """The images the population trains on: sklearn's digits (offline default), or CIFAR-10 or MNIST
 from disk in their published formats.
 
-CIFAR-10: python batches (``cifar-10-batches-py/data_batch_{1..5}`` and ``test_batch``, pickled
-dicts of ``data`` uint8 [N, 3072] and ``labels``). MNIST: the four IDX files
+CIFAR-10: python batches (``bench.datasets.cifar10``). MNIST: the four IDX files
 (``train-images-idx3-ubyte`` ..., gzipped or not).
 """
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.datasets import cifar10
 from bench.datasets.fashion_mnist import read_idx
 from bench.errors import BenchError
 
-CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_TEST = "test_batch"
 MNIST = {"train": "train", "test": "t10k"}
 ON_DISK = ("cifar10", "mnist")
 
@@ -98,30 +95,5 @@ def _mnist(root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cifar(root: str | None) -> tuple[tuple, tuple]:
-    folder = Path(root or "")
-    if root and (folder / "cifar-10-batches-py").is_dir():
-        folder = folder / "cifar-10-batches-py"
-    missing = [n for n in (*CIFAR_TRAIN, CIFAR_TEST) if not (folder / n).is_file()]
-    if not root or missing:
-        raise BenchError(
-            f"no CIFAR-10 python batches at data.root={root!r} (missing {', '.join(missing) or 'root'}): "
-            "point data.root (or BENCH_DATA) at the unpacked cifar-10-python.tar.gz"
-        )
-    parts = [_cifar_batch(folder / n) for n in CIFAR_TRAIN]
-    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    return train, _cifar_batch(folder / CIFAR_TEST)
-
-
-def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        pixels = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, KeyError, TypeError, EOFError) as e:
-        raise BenchError(
-            f"{path} is not a CIFAR-10 python batch ({type(e).__name__}): re-extract it"
-        ) from None
-    if pixels.ndim != 2 or pixels.shape[1] != 3072 or len(pixels) != len(labels):
-        raise BenchError(f"{path}: expected data [N, 3072] and N labels, got {pixels.shape}, {len(labels)}")
-    return pixels.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, labels
+    xtr, ytr, xte, yte = cifar10.load(root)
+    return (xtr.astype(np.float32) / 255.0, ytr), (xte.astype(np.float32) / 255.0, yte)
