@@ -180,4 +180,6 @@ def publish(task: str | None, sources: list[Path], out: Path) -> tuple[list[Path
     index += [f"| [{b['task']}]({b['task']}.md) | {b['paper']} | {', '.join(b['presets'])} |" for b in boards]
     (out / "index.md").write_text("\n".join(index) + "\n")
     (site / "index.html").write_text(render.index_page(boards))
+    for name, text in render.ASSETS.items():
+        (site / name).write_text(text)
     return [*written, out / "index.md", site / "index.html"], skipped

@@ -120,7 +120,7 @@ def markdown(board: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-# Sorting by a click on a column header; numbers sort as numbers. Inline so the site is one folder.
+# Sorting by a click on a column header; numbers sort as numbers.
 _SORT_JS = """
 for (const table of document.querySelectorAll("table.sortable")) {
   table.querySelectorAll("th").forEach((th, col) => th.addEventListener("click", () => {
@@ -154,10 +154,15 @@ def _html_table(header: list[str], rows: list[list[str]], sortable: bool = True)
     )
 
 
+# Files every page links, written once beside the pages.
+ASSETS = {"site.css": _CSS, "site.js": _SORT_JS}
+
+
 def page(title: str, body: str) -> str:
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head><body>{body}<script>{_SORT_JS}</script></body></html>"
+        f'<link rel="stylesheet" href="site.css"></head><body>{body}<script src="site.js"></script>'
+        "</body></html>"
     )
 
 
