@@ -13,14 +13,14 @@ from bench.datasets import cifar10
 
 def write_cifar10(root: Path, per_batch: int = 12, seed: int = 0) -> Path:
     """``root/cifar-10-batches-py/{data_batch_1..5,test_batch}``: pickled dicts of uint8 data
-    [N, 3072] and labels, as in cifar-10-python.tar.gz. Returns ``root``."""
+    [N, 3072] and labels (every class in turn), as in cifar-10-python.tar.gz. Returns ``root``."""
     folder = root / cifar10.FOLDER
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     for name in (*cifar10.TRAIN, cifar10.TEST):
         batch = {
             b"batch_label": name.encode(),
-            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+            b"labels": [i % 10 for i in range(per_batch)],
             b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
             b"filenames": [f"{i}.png".encode() for i in range(per_batch)],
         }

@@ -1,12 +1,10 @@
-"""doorping: the distillation losses, the trigger, config errors, and the paper preset on a tiny
-CIFAR-10 fixture written as python pickle batches."""
+"""doorping: the distillation losses (DM, DC, DD), the trigger, the defenses, config errors, and the
+paper preset on a tiny CIFAR-10 fixture written as python pickle batches."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,6 +14,7 @@ from bench.tasks.doorping import attacks, distill
 from bench.tasks.doorping.data import load
 from bench.tasks.doorping.method import DistillAttack
 from bench.tasks.doorping.model import ConvNet
+from tests.formats import write_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +40,45 @@ def test_dc_loss_is_lowest_when_gradients_align() -> None:
     assert same < distill.dc_loss(net, real, torch.randn(2, 4, 1, 8, 8)).item() - 1.0
 
 
+def test_dd_unroll_differentiates_through_the_steps_and_learns() -> None:
+    net = ConvNet(1, 2, 8, 4, 1, 8)
+    real_x, real_y = torch.randn(16, 1, 8, 8), torch.arange(2).repeat(8)
+    syn = torch.randn(2, 1, 8, 8, requires_grad=True)
+    raw = torch.full((3,), -3.0, requires_grad=True)
+    opt = torch.optim.Adam([syn, raw], lr=0.05)
+    losses = []
+    for _ in range(30):
+        w = distill.dd_unroll(net, [(syn, torch.arange(2))] * 3, torch.nn.functional.softplus(raw), True)
+        loss = distill.dd_loss(net, w, real_x, real_y)
+        opt.zero_grad()
+        loss.backward()
+        assert syn.grad.abs().sum() > 0 and raw.grad.abs().sum() > 0
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.05  # the same fresh net, trained on the images, fits better
+    w = distill.dd_unroll(net, [(syn, torch.arange(2))], torch.ones(1), False)
+    assert all(not v.grad_fn for v in w.values())  # evaluation replays without a graph
+
+
+def test_fine_pruning_prunes_dormant_channels_first_and_keeps_them_pruned() -> None:
+    from bench.tasks.doorping import defenses
+
+    net = ConvNet(1, 2, 8, 6, 1, 8)
+    conv = net.features[0]
+    with torch.no_grad():  # channels 0 and 3 never fire
+        conv.weight[[0, 3]] = 0
+        conv.bias[[0, 3]] = -1
+    x, y = torch.randn(32, 1, 8, 8), torch.arange(2).repeat(16)
+    train = {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "batch": 16, "decay_half": False}
+    d = {"fp_max_drop": 0.0, "fp_epochs": 3, "fp_train": train}
+    before = (net(x).argmax(1) == y).float().mean()
+    frac = defenses.fine_prune(net, x, y, d, torch.Generator().manual_seed(0))
+    assert 2 / 6 <= frac < 1  # the dead channels cost nothing, so they go first
+    assert conv.weight[[0, 3]].abs().sum() == 0 and conv.bias[[0, 3]].abs().sum() == 0
+    assert not hasattr(conv, "weight_orig")  # pruning made permanent
+    assert (net(x).argmax(1) == y).float().mean() >= before - 0.2
+
+
 def test_patch_sits_one_pixel_from_the_bottom_right() -> None:
     mask = attacks.patch_mask(1, 28, 2, 1)
     assert mask.sum() == 4 and mask[0, 25:27, 25:27].all() and mask[0, 27].sum() == 0
@@ -55,13 +93,16 @@ def test_trigger_update_excites_the_unit_inside_the_patch_only() -> None:
     start = attacks.random_trigger(mask, lo, hi, torch.Generator().manual_seed(0))
     cfg = {"lr": 0.08, "alpha": 10, "stop_loss": 0.0, "max_steps": 100, "topk": 1}
     unit = attacks.top_units(net, 1)
-    free, steps = attacks.optimise_trigger(net, start, mask, cfg, None)
+    black = torch.tensor([[[-0.8]]])
+    free, steps = attacks.optimise_trigger(net, start, mask, cfg, black, None)
     assert steps == 100
     assert (free * (1 - mask)).abs().max() == 0  # nothing leaks outside the patch
-    before, after = (net.hidden_units(t[None])[0, unit].item() for t in (start, free))
+    on_black = [attacks.stamp(torch.full((1, 12, 12), -0.8), t, mask) for t in (start, free)]
+    before, after = (net.hidden_units(t[None])[0, unit].item() for t in on_black)
     assert after > before + 0.05
-    clamped, _ = attacks.optimise_trigger(net, start, mask, cfg, (lo, hi))
-    assert net.hidden_units(clamped[None])[0, unit].item() < after  # valid pixels excite less
+    clamped, _ = attacks.optimise_trigger(net, start, mask, cfg, black, (lo, hi))
+    on_black = attacks.stamp(torch.full((1, 12, 12), -0.8), clamped, mask)
+    assert net.hidden_units(on_black[None])[0, unit].item() < after  # valid pixels excite less
     patch = clamped[mask.bool()]
     assert patch.min() >= -0.8 - 1e-6 and patch.max() <= 2.0 + 1e-6
     assert free[mask.bool()].abs().max() > 2.0  # unclamped, it leaves the valid range
@@ -69,12 +110,13 @@ def test_trigger_update_excites_the_unit_inside_the_patch_only() -> None:
 
 def test_impossible_configs_give_one_line_errors() -> None:
     for override in (
-        "distill.algorithm=dd",
-        "attack.target=10",
-        "attack.portion=0",
-        "distill.batch_real=500",
+        ("distill.algorithm=ddd",),
+        ("distill.algorithm=dd", "distill.dd_steps=3"),
+        ("attack.target=10",),
+        ("attack.portion=0",),
+        ("distill.batch_real=500",),
     ):
-        cfg = resolve("doorping", ["preset=smoke", "method=doorping", override])
+        cfg = resolve("doorping", ["preset=smoke", "method=doorping", *override])
         with pytest.raises(BenchError):
             DistillAttack(cfg, "doorping")
     cfg = resolve("doorping", ["preset=smoke", "method=doorping"])
@@ -82,21 +124,8 @@ def test_impossible_configs_give_one_line_errors() -> None:
         DistillAttack(cfg, "blend")
 
 
-def _write_cifar(root: Path, per_batch: int = 30) -> None:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {
-            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-            b"labels": [i % 10 for i in range(per_batch)],
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-
-
 def test_cifar10_pickles_are_read(tmp_path: Path) -> None:
-    _write_cifar(tmp_path)
+    write_cifar10(tmp_path, per_batch=30)
     cfg = resolve("doorping", ["preset=paper", f"data.root={tmp_path}", "data.train_per_class=12"])
     im = load(cfg["data"])
     assert im.x.shape == (120, 3, 32, 32) and im.x_test.shape == (30, 3, 32, 32)
@@ -107,12 +136,12 @@ def test_cifar10_pickles_are_read(tmp_path: Path) -> None:
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
     with pytest.raises(BenchError, match="not a CIFAR-10"):
         load(cfg["data"])
-    with pytest.raises(BenchError, match="not a folder"):
+    with pytest.raises(BenchError, match="CIFAR-10 not found"):
         load({**cfg["data"], "root": str(tmp_path / "missing")})
 
 
 def test_paper_preset_runs_dc_on_the_fixture(tmp_path: Path, bench_run) -> None:
-    _write_cifar(tmp_path)
+    write_cifar10(tmp_path, per_batch=30)
     small = [
         f"data.root={tmp_path}",
         "data.train_per_class=12",
@@ -152,3 +181,11 @@ def test_neural_cleanse_flags_a_small_mask_and_reverses_a_real_trigger() -> None
     lo, hi = torch.tensor([[[0.0]]]), torch.tensor([[[1.0]]])
     norms = defenses.reverse_mask_norms(Backdoored(), x, 3, lo, hi, cfg)
     assert norms[0] < norms[1]  # the backdoor class needs the smaller mask
+
+
+def test_dd_doorping_runs_at_smoke_with_both_defenses(bench_run) -> None:
+    code, record = bench_run("doorping", "method=doorping", "preset=smoke", "distill.algorithm=dd")
+    assert code == 0 and record["status"] == "ok", record["error"]
+    m = record["metrics"]
+    assert {"test/fp_cta", "test/fp_asr", "test/fp_pruned", "test/nc_anomaly"} <= set(m)
+    assert 0 <= m["test/fp_pruned"] < 1 and record["cost"]["trigger_adam_steps"] > 0

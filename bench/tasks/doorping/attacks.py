@@ -50,24 +50,31 @@ def optimise_trigger(
     trigger: torch.Tensor,
     mask: torch.Tensor,
     a: dict,
+    black: torch.Tensor,
     bounds: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> tuple[torch.Tensor, int]:
     """One DOORPING trigger update on ``net``; returns (trigger, Adam steps taken).
 
-    The selected units' pre-activations on the trigger image are driven to ``alpha`` times their
+    The trigger image is the patch on a black background (normalised pixel 0, ``black``), as in the
+    official code. The selected units' pre-activations on it are driven to ``alpha`` times their
     initial magnitude (MSE, stop below ``stop_loss`` or after ``max_steps``); only the patch moves.
     ``bounds`` (lo, hi): clamp to valid pixels after every step (the ``doorping_clamped`` method).
     """
     units = top_units(net, a["topk"])
     t = trigger.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([t], lr=a["lr"])
+    opt = torch.optim.Adam([t], lr=a["lr"], betas=(0.9, 0.99))
+    background = black.expand_as(mask) * (1 - mask)
+
+    def excite():
+        return net.hidden_units((background + t * mask)[None])[0, units]
+
     with torch.no_grad():
-        a0 = net.hidden_units(t[None])[0, units]
+        a0 = excite()
     # "alpha x the initial value": for a negative start, alpha x its magnitude, so the unit is excited.
     target = a0 + (a["alpha"] - 1) * a0.abs()
     steps = 0
     while steps < a["max_steps"]:
-        loss = F.mse_loss(net.hidden_units(t[None])[0, units], target)
+        loss = F.mse_loss(excite(), target)
         if loss.item() < a["stop_loss"]:
             break
         (grad,) = torch.autograd.grad(loss, t)

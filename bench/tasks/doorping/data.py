@@ -8,9 +8,7 @@ iteration; test serves the test split.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -18,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench.datasets import fashion_mnist
+from bench.datasets import cifar10, fashion_mnist
 from bench.errors import BenchError
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -45,26 +43,6 @@ class Images:
         return ((1 - self.mean) / self.std).view(-1, 1, 1)
 
 
-def read_cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """CIFAR-10 python batches: (train uint8 [N,3,32,32], labels, test images, labels)."""
-    folder = root / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    if not all((folder / n).is_file() for n in names):
-        raise BenchError(f"CIFAR-10 not found in {folder}: unpack cifar-10-python.tar.gz into data.root")
-    parts = []
-    for n in names:
-        try:
-            with open(folder / n, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
-            x = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32)
-            parts.append((x, np.asarray(batch[b"labels"], np.int64)))
-        except (pickle.UnpicklingError, KeyError, EOFError, TypeError, ValueError) as e:
-            raise BenchError(f"{folder / n} is not a CIFAR-10 python batch ({type(e).__name__})") from None
-    xtr = np.concatenate([p[0] for p in parts[:5]])
-    ytr = np.concatenate([p[1] for p in parts[:5]])
-    return xtr, ytr, parts[5][0], parts[5][1]
-
-
 def _per_class(y: np.ndarray, n: int, classes: int, rng: np.random.Generator) -> np.ndarray:
     picks = []
     for c in range(classes):
@@ -85,9 +63,7 @@ def load(d: dict) -> Images:
     elif d["source"] == "real":
         if d["dataset"] != "cifar10":
             raise BenchError(f"unknown data.dataset {d['dataset']!r}: only cifar10 is read from disk")
-        if not d["root"] or not Path(d["root"]).is_dir():
-            raise BenchError(f"data.root={d['root']!r} is not a folder: point it (or BENCH_DATA) at the data")
-        xtr, ytr, xte, yte = read_cifar10(Path(d["root"]))
+        xtr, ytr, xte, yte = cifar10.load(d["root"])
         mean, std = CIFAR_MEAN, CIFAR_STD
     else:
         raise BenchError(f"unknown data.source {d['source']!r}: choose bundled or real")

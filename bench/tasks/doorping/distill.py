@@ -4,12 +4,16 @@ DM (distribution matching, Zhao & Bilen 2023): the mean embedding of each class'
 synthetic images under a fresh random network, batched over classes in one forward pass.
 DC (gradient matching, Zhao et al. 2021): per class, the layer-wise distance between the gradients
 the real batch and the synthetic images induce.
+DD (Wang et al. 2018): the synthetic images are ``steps`` batches of gradient-descent steps with
+learned step sizes; the loss of a fresh network on a real batch after those steps (unrolled,
+differentiated through every step) is minimised.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from bench.tasks.doorping.model import ConvNet
 
@@ -80,3 +84,24 @@ def train_net(
             loss.backward()
             opt.step()
     return float(loss.detach())
+
+
+def dd_unroll(
+    net: ConvNet, steps: list[tuple[torch.Tensor, torch.Tensor]], lrs: torch.Tensor, create_graph: bool
+) -> dict[str, torch.Tensor]:
+    """DD's inner training: from ``net``'s weights, one gradient step per (images, labels) of
+    ``steps`` with step size ``lrs[i]``; returns the final weights (differentiable in the images
+    and ``lrs`` when ``create_graph``)."""
+    w = {k: v.detach().requires_grad_(True) for k, v in net.named_parameters()}
+    for (x, y), lr in zip(steps, lrs, strict=True):
+        loss = F.cross_entropy(functional_call(net, w, (x,)), y)
+        grads = torch.autograd.grad(loss, list(w.values()), create_graph=create_graph)
+        w = {k: v - lr * g for (k, v), g in zip(w.items(), grads, strict=True)}
+        if not create_graph:
+            w = {k: v.detach().requires_grad_(True) for k, v in w.items()}
+    return w
+
+
+def dd_loss(net: ConvNet, w: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """DD's outer objective: cross-entropy of the unrolled weights ``w`` on a real batch."""
+    return F.cross_entropy(functional_call(net, w, (x,)), y)

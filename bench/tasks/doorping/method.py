@@ -8,11 +8,13 @@ The methods differ only in ``attack``: clean | naive | doorping | doorping_clamp
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -22,14 +24,16 @@ from bench.tasks.doorping import attacks, defenses, distill
 from bench.tasks.doorping.model import build_net
 
 ATTACKS = ("clean", "naive", "doorping", "doorping_clamped")
-ALGORITHMS = ("dm", "dc")
+ALGORITHMS = ("dm", "dc", "dd")
 
 
 def check_config(cfg: dict) -> None:
     """One-line errors for configs that cannot run."""
     d, s, a = cfg["data"], cfg["distill"], cfg["attack"]
     if s["algorithm"] not in ALGORITHMS:
-        raise BenchError(f"unknown distill.algorithm {s['algorithm']!r}: choose dm or dc")
+        raise BenchError(f"unknown distill.algorithm {s['algorithm']!r}: choose dm, dc or dd")
+    if s["algorithm"] == "dd" and (s["dd_steps"] < 1 or s["ipc"] % s["dd_steps"]):
+        raise BenchError(f"distill.ipc={s['ipc']} must be a multiple of distill.dd_steps={s['dd_steps']}")
     if s["init"] not in ("noise", "real"):
         raise BenchError(f"unknown distill.init {s['init']!r}: choose noise or real")
     if not 0 <= a["target"] < d["num_classes"]:
@@ -58,6 +62,9 @@ class DistillAttack(BenchMethod):
         c, size = d["num_classes"], d["image_size"]
         self.syn = nn.Parameter(torch.randn(c * s["ipc"], d["channels"], size, size))
         self.register_buffer("syn_labels", torch.arange(c).repeat_interleave(s["ipc"]))
+        # DD's learned step sizes, softplus-parametrised (inverse softplus of the initial value)
+        t = s["dd_steps"] * s["dd_epochs"]
+        self.raw_lrs = nn.Parameter(torch.full((t,), float(np.log(np.expm1(s["dd_lr"])))))
         self.register_buffer("trigger", torch.zeros(d["channels"], size, size))
         a = cfg["attack"]
         self.register_buffer("mask", attacks.patch_mask(d["channels"], size, a["patch"], a["margin"]))
@@ -65,6 +72,10 @@ class DistillAttack(BenchMethod):
         self.test_cta = MulticlassAccuracy(c, average="micro")
         self.test_asr = MulticlassAccuracy(c, average="micro")
         self.test_asr_all = MulticlassAccuracy(c, average="micro")
+        self.test_fp_cta = MulticlassAccuracy(c, average="micro")  # after fine-pruning
+        self.test_fp_asr = MulticlassAccuracy(c, average="micro")
+        self.fp_nets: nn.ModuleList = nn.ModuleList()
+        self.fp_pruned: list[float] = []
         self.gen = torch.Generator().manual_seed(cfg["seed"])
         self.trigger_steps = 0
         self.distill_s = 0.0
@@ -100,16 +111,24 @@ class DistillAttack(BenchMethod):
             with torch.no_grad():
                 real = distill.sample_real(self.x, self.by_class, s["ipc"], self.gen)
                 self.syn.copy_(real.flatten(0, 1))
-        self.opt_img = torch.optim.SGD([self.syn], lr=s["lr_img"], momentum=s["momentum_img"])
+        if s["algorithm"] == "dd":  # images and step sizes by Adam, as in DD
+            self.opt_img = torch.optim.Adam([self.syn, self.raw_lrs], lr=s["dd_lr_img"], betas=(0.5, 0.999))
+        else:
+            self.opt_img = torch.optim.SGD([self.syn], lr=s["lr_img"], momentum=s["momentum_img"])
 
     def _net(self) -> nn.Module:
+        """A fresh ConvNet, channels_last (~1.5x faster convolutions on CPU, measured in perf.py)."""
         d = self.cfg["data"]
-        return build_net(self.cfg, d["channels"], d["image_size"]).to(self.device)
+        return build_net(self.cfg, d["channels"], d["image_size"]).to(
+            self.device, memory_format=torch.channels_last
+        )
 
     def _restamp(self, net: nn.Module) -> None:
         """DOORPING: optimise the trigger on ``net``, then re-stamp the poisoned real images."""
         bounds = (self.lo, self.hi) if self.attack == "doorping_clamped" else None
-        trigger, steps = attacks.optimise_trigger(net, self.trigger, self.mask, self.cfg["attack"], bounds)
+        trigger, steps = attacks.optimise_trigger(
+            net, self.trigger, self.mask, self.cfg["attack"], self.lo, bounds
+        )
         self.trigger.copy_(trigger)
         self.trigger_steps += steps
         self.x[self.poison] = attacks.stamp(self.x[self.poison], self.trigger, self.mask)
@@ -121,53 +140,115 @@ class DistillAttack(BenchMethod):
 
     def training_step(self, batch, batch_idx):
         t0 = time.perf_counter()
-        s = self.cfg["distill"]
-        c = self.cfg["data"]["num_classes"]
-        syn_train = self.cfg["inner"]
-        if s["algorithm"] == "dm":
-            net = self._net()
-            for p in net.parameters():
-                p.requires_grad_(False)
-            real = distill.sample_real(self.x, self.by_class, s["batch_real"], self.gen)
-            # Batched over classes (fast on accelerators); the per-class loop is faster on 1 CPU thread.
-            dm = distill.dm_loss if s["dm_batched"] else distill.dm_loss_loop
-            loss = dm(net, real, self.syn.view(c, s["ipc"], *self.syn.shape[1:]))
-            self._syn_step(loss)
-            if self.doorping and (batch_idx + 1) % s["dm_trigger_every"] == 0:
-                # DM trains no network; DOORPING needs one trained on the synthetic set (our extension).
-                net = self._net()
-                distill.train_net(
-                    net, self.syn.detach(), self.syn_labels, syn_train, s["dm_net_epochs"], self.gen
-                )
-                self._restamp(net)
-        else:
-            net = self._net()
-            for ol in range(s["outer_loop"]):
-                real = distill.sample_real(self.x, self.by_class, s["batch_real"], self.gen)
-                loss = distill.dc_loss(net, real, self.syn.view(c, s["ipc"], *self.syn.shape[1:]))
-                self._syn_step(loss)
-                if ol == s["outer_loop"] - 1:
-                    break
-                distill.train_net(
-                    net, self.syn.detach(), self.syn_labels, syn_train, s["inner_loop"], self.gen
-                )
-                if self.doorping:
-                    self._restamp(net)
+        step = {"dm": self._dm_step, "dc": self._dc_step, "dd": self._dd_step}
+        loss = step[self.cfg["distill"]["algorithm"]](batch_idx)
         self.distill_s += time.perf_counter() - t0
         self.log("train/loss", loss.detach(), prog_bar=True)
         return {"loss": loss.detach()}
 
+    def _syn_view(self) -> torch.Tensor:
+        """The synthetic images as [classes, ipc, C, H, W]."""
+        return self.syn.view(self.cfg["data"]["num_classes"], self.cfg["distill"]["ipc"], *self.syn.shape[1:])
+
+    def _dm_step(self, it: int) -> torch.Tensor:
+        s = self.cfg["distill"]
+        net = self._net().requires_grad_(False)
+        real = distill.sample_real(self.x, self.by_class, s["batch_real"], self.gen)
+        # Batched over classes (for accelerators); the per-class loop is faster on 1 CPU thread.
+        dm = distill.dm_loss if s["dm_batched"] else distill.dm_loss_loop
+        loss = dm(net, real, self._syn_view())
+        self._syn_step(loss)
+        if self.doorping and (it + 1) % s["dm_trigger_every"] == 0:
+            # DM trains no network; DOORPING needs one trained on the synthetic set (our extension).
+            net = self._net()
+            distill.train_net(
+                net, self.syn.detach(), self.syn_labels, self.cfg["inner"], s["dm_net_epochs"], self.gen
+            )
+            self._restamp(net)
+        return loss
+
+    def _dc_step(self, it: int) -> torch.Tensor:
+        """One DC iteration: ``outer_loop`` image updates on one fresh net, trained ``inner_loop``
+        epochs on the synthetic set between them; DOORPING updates the trigger after each training."""
+        s = self.cfg["distill"]
+        net = self._net()
+        for ol in range(s["outer_loop"]):
+            real = distill.sample_real(self.x, self.by_class, s["batch_real"], self.gen)
+            loss = distill.dc_loss(net, real, self._syn_view())
+            self._syn_step(loss)
+            if ol == s["outer_loop"] - 1:
+                break
+            distill.train_net(
+                net, self.syn.detach(), self.syn_labels, self.cfg["inner"], s["inner_loop"], self.gen
+            )
+            if self.doorping:
+                self._restamp(net)
+        return loss
+
+    def _dd_steps(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """DD's inner steps: ``dd_steps`` batches (ipc / dd_steps images of every class each), in
+        order, repeated ``dd_epochs`` times."""
+        s = self.cfg["distill"]
+        k = s["ipc"] // s["dd_steps"]
+        syn = self._syn_view()
+        lab = self.syn_labels.view(syn.shape[0], -1)
+        steps = [
+            (syn[:, i * k : (i + 1) * k].flatten(0, 1), lab[:, i * k : (i + 1) * k].flatten())
+            for i in range(s["dd_steps"])
+        ]
+        return steps * s["dd_epochs"]
+
+    def _dd_step(self, it: int) -> torch.Tensor:
+        """One DD iteration: unroll the inner steps from a fresh net, then DOORPING updates the
+        trigger on the trained weights and re-stamps (as the official DD code), then the real batch's
+        loss is backpropagated through the unrolled steps into the images and step sizes."""
+        s = self.cfg["distill"]
+        net = self._net()
+        w = distill.dd_unroll(net, self._dd_steps(), F.softplus(self.raw_lrs), create_graph=True)
+        if self.doorping:
+            trained = self._net()
+            trained.load_state_dict({k: v.detach() for k, v in w.items()})
+            self._restamp(trained)
+        n = s["batch_real"] * self.cfg["data"]["num_classes"]
+        idx = torch.randperm(len(self.x), generator=self.gen)[:n].to(self.device)
+        loss = distill.dd_loss(net, w, self.x[idx], self.y[idx])
+        self._syn_step(loss)
+        return loss
+
     def on_fit_end(self) -> None:
-        """Train ``eval.nets`` fresh ConvNets on the synthetic set; save it as a PNG grid."""
+        """Train ``eval.nets`` fresh ConvNets on the synthetic set (DD: replay its learned steps, as
+        DD evaluates); run the defenses; save the synthetic set as a PNG grid."""
         e = self.cfg["eval"]
         syn = self.syn.detach()
         for _ in range(e["nets"]):
             net = self._net()
-            distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
+            if self.cfg["distill"]["algorithm"] == "dd":
+                with torch.enable_grad():
+                    w = distill.dd_unroll(net, self._dd_steps(), F.softplus(self.raw_lrs.detach()), False)
+                net.load_state_dict({k: v.detach() for k, v in w.items()})
+            else:
+                distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
             net.eval()
             self.eval_nets.append(net)
         self._neural_cleanse()
+        self._fine_prune()
         self._save_grid(Path(self.trainer.default_root_dir) / "distilled.png")
+
+    def _fine_prune(self) -> None:
+        """Fine-pruning on copies of the first ``defense.nets`` evaluation nets, with
+        ``defense.fp_images`` clean real images of the pool (the defender's data)."""
+        d = self.cfg["defense"]
+        self.fp_nets, self.fp_pruned = nn.ModuleList(), []
+        if not d["fine_pruning"]:
+            return
+        im = self.trainer.datamodule.images
+        pick = torch.randperm(len(im.x), generator=self.gen)[: d["fp_images"]]
+        x, y = im.x[pick].to(self.device), im.y[pick].to(self.device)
+        with torch.enable_grad():
+            for net in self.eval_nets[: d["nets"]]:
+                pruned = copy.deepcopy(net).requires_grad_(True)
+                self.fp_pruned.append(defenses.fine_prune(pruned, x, y, d, self.gen))
+                self.fp_nets.append(pruned)
 
     def _neural_cleanse(self) -> None:
         """Neural Cleanse on every evaluation net: the target class's anomaly index, and whether
@@ -212,9 +293,15 @@ class DistillAttack(BenchMethod):
             self.test_asr_all(logits_t, to_target)
             if keep.any():
                 self.test_asr(logits_t[keep], to_target[keep])
+        for net in self.fp_nets:
+            self.test_fp_cta(net(x), y)
+            if keep.any():
+                self.test_fp_asr(net(xt[keep]), to_target[keep])
         self.log_dict(
             {"test/cta": self.test_cta, "test/asr": self.test_asr, "test/asr_all": self.test_asr_all}
         )
+        if self.fp_nets:
+            self.log_dict({"test/fp_cta": self.test_fp_cta, "test/fp_asr": self.test_fp_asr})
 
     def on_test_epoch_end(self) -> None:
         patch = self.trigger[self.mask.bool()]
@@ -233,6 +320,8 @@ class DistillAttack(BenchMethod):
         if self.nc_index:
             self.log("test/nc_anomaly", float(np.mean(self.nc_index)))
             self.log("test/nc_detected", float(np.mean(self.nc_flagged)))
+        if self.fp_pruned:
+            self.log("test/fp_pruned", float(np.mean(self.fp_pruned)))
 
     def configure_optimizers(self):
         return None
@@ -247,7 +336,8 @@ class DistillAttack(BenchMethod):
     def cost(self) -> dict:
         iters = self.cfg["distill"]["iterations"]
         return {
-            "params": sum(p.numel() for p in self.parameters()),
+            # one evaluation network (what the distilled set trains), not the sum over all copies
+            "params": sum(p.numel() for p in self.eval_nets[0].parameters()) if self.eval_nets else 0,
             "distill_s": round(self.distill_s, 3),
             "distill_it_per_s": round(iters / max(self.distill_s, 1e-9), 3),
             "trigger_adam_steps": self.trigger_steps,
