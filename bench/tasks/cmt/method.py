@@ -1,0 +1,117 @@
+"""The cmt methods: CMT with both modalities (with or without masked-modal training), and its
+camera-only and LiDAR-only variants, each tested with all inputs, with the LiDAR dropped and with
+the cameras dropped (the dropped input zeroed, as the official ModalMask3D does)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.method import BenchMethod
+from bench.tasks.cmt.losses import DetectionLoss, decode
+from bench.tasks.cmt.metric import NuScenesDetection, attr_index, predicted_attribute
+from bench.tasks.cmt.model import CMT
+
+MODES = {"": None, "_no_lidar": "lidar", "_no_camera": "camera"}
+
+
+def geometry(d: dict) -> dict:
+    r, (z0, z1) = d["range"], d["z_range"]
+    return {
+        "pc_range": [-r, -r, z0, r, r, z1],
+        "grid": d["grid"],
+        "image_size": list(d["image_size"]),
+        "sweeps": d["sweeps"],
+        "sweep_lag": d["sweep_lag"],
+    }
+
+
+def drop(batch: dict, lidar: torch.Tensor, camera: torch.Tensor) -> dict:
+    """The batch with the points (all coordinates zeroed) of samples ``lidar`` and the images of
+    samples ``camera`` (boolean per sample) zeroed."""
+    points = batch["points"].clone()
+    gone = lidar[points[:, 0].long()]
+    points[gone, 1:] = 0
+    images = batch["images"] * (~camera).float().view(-1, 1, 1, 1, 1)
+    return {**batch, "points": points, "images": images}
+
+
+class CMTMethod(BenchMethod):
+    """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
+    masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
+    p = mask_prob)."""
+
+    def __init__(self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False) -> None:
+        super().__init__(cfg)
+        d = cfg["data"]
+        self.classes = list(d["classes"])
+        self.lidar, self.camera, self.masked = lidar, camera, masked
+        self.geo = geometry(d)
+        self.model = CMT(cfg["model"], self.geo, len(self.classes), lidar, camera)
+        self.loss = DetectionLoss(cfg["loss"], self.geo["pc_range"], len(self.classes))
+        self.metrics = nn.ModuleDict(
+            {m or "full": NuScenesDetection(self.classes, cfg["eval"]) for m in MODES}
+        )
+
+    def configure_optimizers(self):
+        o = self.cfg["optim"]
+        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=o["lr"], total_steps=self.cfg["trainer"]["max_steps"], pct_start=o["warmup_frac"]
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def forward_batch(self, batch: dict, ref: torch.Tensor, attn_mask=None):
+        return self.model(batch["points"], batch["images"], batch["lidar2img"], ref, attn_mask)
+
+    def training_step(self, batch, batch_idx):
+        b = len(batch["targets"])
+        if self.masked:
+            u = torch.rand(b, device=self.device)
+            p = self.cfg["optim"]["mask_prob"]
+            batch = drop(batch, lidar=(u > 1 - 2 * p) & (u <= 1 - p), camera=u > 1 - p)
+        anchors = self.model.reference_points.weight
+        ref = anchors.unsqueeze(0).expand(b, -1, -1)
+        dn = self.loss.dn_queries(batch["targets"], len(anchors), self.device)
+        if dn is not None:
+            ref = torch.cat([dn[0], ref], 1)
+        outs = self.forward_batch(batch, ref, dn[1] if dn is not None else None)
+        loss, parts = self.loss(outs, batch["targets"], dn)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=b)
+        self.log_dict(
+            {f"train/{k}": float(v.detach() if torch.is_tensor(v) else v) for k, v in parts.items()},
+            batch_size=b,
+        )
+        return loss
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[dict]:
+        b = len(batch["targets"])
+        ref = self.model.reference_points.weight.unsqueeze(0).expand(b, -1, -1)
+        code, logits = self.forward_batch(batch, ref)[-1]
+        preds = decode(code, logits, self.cfg["eval"]["max_boxes"])
+        r = self.cfg["eval"]["post_center_range"]
+        for p in preds:
+            keep = (p["boxes"][:, :2].abs() <= r).all(1)
+            p.update({k: v[keep] for k, v in p.items()})
+            speed = p["boxes"][:, 7:9].norm(dim=1).tolist()
+            names = [self.classes[i] for i in p["labels"].tolist()]
+            p["attrs"] = torch.tensor(
+                [attr_index(predicted_attribute(n, s)) for n, s in zip(names, speed, strict=True)],
+                dtype=torch.long,
+            )
+        return preds
+
+    def test_step(self, batch, batch_idx):
+        b = len(batch["targets"])
+        for mode, gone in MODES.items():
+            flags = torch.ones(b, dtype=torch.bool, device=self.device)
+            none = torch.zeros_like(flags)
+            masked = drop(batch, flags if gone == "lidar" else none, flags if gone == "camera" else none)
+            self.metrics[mode or "full"].update(self.predict(masked), batch["targets"])
+
+    def on_test_epoch_end(self) -> None:
+        for mode in MODES:
+            values = self.metrics[mode or "full"].compute()
+            self.log_dict({f"test/{k}{mode}": v.float() for k, v in values.items()}, batch_size=1)
+            self.metrics[mode or "full"].reset()

@@ -1,0 +1,80 @@
+"""cmt: Cross Modal Transformer, camera + LiDAR 3-D detection robust to a missing modality
+(Yan et al., ICCV 2023)."""
+
+from bench.task import Method, Relation, Task
+
+CMT = "bench.tasks.cmt.method:CMTMethod"
+
+TASK = Task(
+    name="cmt",
+    paper="Cross Modal Transformer: Towards Fast and Robust 3D Object Detection (ICCV 2023)",
+    url="https://arxiv.org/abs/2301.01283",
+    datamodule="bench.tasks.cmt.data:SceneDataModule",
+    primary="test/nds",
+    higher_is_better=True,
+    methods=(
+        Method(
+            "cmt",
+            CMT,
+            "CMT, camera + LiDAR tokens, masked-modal training (25% no images, 25% no points)",
+            {"lidar": True, "camera": True, "masked": True},
+        ),
+        Method(
+            "cmt_camera",
+            CMT,
+            "camera-only CMT (image tokens, camera-ray PE)",
+            {"lidar": False, "camera": True, "masked": False},
+        ),
+        Method(
+            "cmt_lidar",
+            CMT,
+            "LiDAR-only CMT (BEV tokens, BEV PE)",
+            {"lidar": True, "camera": False, "masked": False},
+        ),
+        Method(
+            "cmt_nomask",
+            CMT,
+            "CMT, camera + LiDAR, trained without masked-modal training (ablation)",
+            {"lidar": True, "camera": True, "masked": False},
+        ),
+    ),
+    claims=(
+        Relation("fusion_beats_lidar", "fusion NDS >= LiDAR-only NDS", "test/nds", "cmt", ">=", "cmt_lidar"),
+        Relation(
+            "no_lidar_vs_camera",
+            "fusion with LiDAR dropped >= 0.85 x camera-only (NDS)",
+            "test/nds_no_lidar",
+            "cmt",
+            ">=",
+            "cmt_camera",
+            0.85,
+        ),
+        Relation(
+            "no_camera_vs_lidar",
+            "fusion with cameras dropped >= 0.9 x LiDAR-only (NDS)",
+            "test/nds_no_camera",
+            "cmt",
+            ">=",
+            "cmt_lidar",
+            0.9,
+        ),
+        Relation(
+            "masking_helps_no_lidar",
+            "masked-modal training beats cmt_nomask when LiDAR is dropped (NDS)",
+            "test/nds_no_lidar",
+            "cmt",
+            ">",
+            "cmt_nomask",
+        ),
+    ),
+    reported={
+        "cmt": {"val_nds": 0.708, "val_nds_no_lidar": 0.447, "val_nds_no_camera": 0.681},
+        "cmt_camera": {"val_nds": 0.460},
+        "cmt_lidar": {"val_nds": 0.686},
+    },
+    reported_note=(
+        "nuScenes val NDS (paper, Tables 1 and 5): fusion R50 800x320 70.8 (VoV 1600x640: 72.9; test 74.1); "
+        "camera-only (VoV) 46.0, LiDAR-only 68.6; fusion with LiDAR dropped 44.7, cameras dropped 68.1; "
+        "paper preset only"
+    ),
+)

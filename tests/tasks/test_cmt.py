@@ -1,0 +1,381 @@
+"""cmt: the nuScenes metric against nuscenes-devkit, the nuScenes format on a hand-written fixture,
+the synthetic scenes' geometry, CMT's box code, denoising queries and modality dropping; the cpu
+claims as a slow test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pyquaternion import Quaternion
+
+from bench.config import resolve
+from bench.errors import BenchError
+from bench.tasks.cmt.data import SceneDataModule
+from bench.tasks.cmt.devkit import devkit_metrics
+from bench.tasks.cmt.losses import DetectionLoss, denormalize_bbox, normalize_bbox
+from bench.tasks.cmt.method import drop
+from bench.tasks.cmt.metric import SHORT, NuScenesDetection, arrays, evaluate
+from bench.tasks.cmt.scenes import cameras, scene
+
+EVAL = {
+    "dist_ths": [0.5, 1.0, 2.0, 4.0],
+    "dist_th_tp": 2.0,
+    "min_recall": 0.1,
+    "min_precision": 0.1,
+    "mean_ap_weight": 5,
+}
+CLASSES = ["car", "pedestrian", "barrier", "traffic_cone"]
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+
+
+def row(sample, label, attr, score, box):
+    return [sample, label, attr, score, *box]
+
+
+def random_rows(rng, samples: int, per: int, scored: bool) -> np.ndarray:
+    out = []
+    for s in range(samples):
+        k = int(rng.integers(0, per))
+        r = np.zeros((k, 13))
+        r[:, 0], r[:, 1], r[:, 2] = s, rng.integers(0, len(CLASSES), k), rng.integers(-1, 8, k)
+        r[:, 3] = rng.random(k).round(2) if scored else 0  # rounded: ties in score happen
+        r[:, 4:7], r[:, 7:10] = rng.uniform(-10, 10, (k, 3)), rng.uniform(0.5, 3, (k, 3))
+        r[:, 10], r[:, 11:13] = rng.uniform(-4, 4, k), rng.normal(0, 2, (k, 2))
+        out.append(r)
+    return np.concatenate(out)
+
+
+def assert_matches_devkit(gt: np.ndarray, pred: np.ndarray, classes=CLASSES) -> dict:
+    ours = evaluate(arrays(gt), arrays(pred), classes, EVAL)
+    ref = devkit_metrics(gt, pred, classes, EVAL)
+    assert ours["nds"] == pytest.approx(ref.nd_score, abs=1e-6)
+    assert ours["map"] == pytest.approx(ref.mean_ap, abs=1e-6)
+    for name, short in SHORT.items():
+        assert ours[short] == pytest.approx(ref.tp_errors[name], abs=1e-6, nan_ok=True)
+    for c in classes:
+        assert ours[f"ap_{c}"] == pytest.approx(ref.mean_dist_aps[c], abs=1e-6)
+    return ours
+
+
+def test_hand_built_boxes_give_known_values_and_match_the_devkit() -> None:
+    car = [0, 0, 0, 2, 4.5, 1.6, 0.3, 1.0, 0.0]
+    gt = np.array([row(0, 0, 5, 0, car)])  # a moving car
+    exact = np.array([row(0, 0, 5, 0.9, car)])
+    out = assert_matches_devkit(gt, exact, ["car"])
+    assert out["nds"] == pytest.approx(1.0) and out["map"] == pytest.approx(1.0)
+    # 0.7 m off: a match at 1, 2 and 4 m but not at 0.5 m; size, yaw, velocity and attribute wrong
+    off = [0.7, 0, 0, 2, 4.5, 3.2, 0.3 + np.pi / 2, 0.0, 0.0]
+    out = assert_matches_devkit(gt, np.array([row(0, 0, 6, 0.9, off)]), ["car"])
+    assert out["map"] == pytest.approx(0.75)
+    assert out["ate"] == pytest.approx(0.7) and out["ase"] == pytest.approx(0.5)
+    assert out["aoe"] == pytest.approx(np.pi / 2) and out["ave"] == pytest.approx(1.0)
+    assert out["aae"] == pytest.approx(1.0)
+    # a false positive of higher score first: precision runs 0 -> 0.5 linearly over recall 0 -> 1,
+    # AP = mean over recall 0.11..1 of max(0, r / 2 - 0.1) / 0.9 = 0.2
+    fp = np.array([row(1, 0, 5, 0.95, car), row(0, 0, 5, 0.9, car)])
+    out = assert_matches_devkit(gt, fp, ["car"])
+    assert out["map"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_boxes_match_the_devkit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    gt = random_rows(rng, 30, 12, False)
+    pred = gt.copy()
+    pred[:, 3] = rng.random(len(pred)).round(2)
+    pred[:, 4:6] += rng.normal(0, 1.0, (len(pred), 2))
+    pred[:, 7:10] *= rng.uniform(0.8, 1.2, (len(pred), 3))
+    pred[:, 10] += rng.normal(0, 0.5, len(pred))
+    pred = np.concatenate([pred, random_rows(rng, 30, 8, True)])
+    pred = pred[np.argsort(pred[:, 0], kind="stable")]
+    assert_matches_devkit(gt, pred)
+
+
+def test_metric_accumulates_batches_like_one_evaluation() -> None:
+    rng = np.random.default_rng(5)
+    gt, pred = random_rows(rng, 6, 6, False), random_rows(rng, 6, 6, True)
+
+    def as_dicts(rows: np.ndarray, s: int) -> dict:
+        r = torch.from_numpy(rows[rows[:, 0] == s])
+        return {"labels": r[:, 1].long(), "attrs": r[:, 2].long(), "scores": r[:, 3], "boxes": r[:, 4:]}
+
+    metric = NuScenesDetection(CLASSES, EVAL)
+    for batch in ([0, 1, 2], [3, 4, 5]):
+        metric.update([as_dicts(pred, s) for s in batch], [as_dicts(gt, s) for s in batch])
+    got = metric.compute()
+    want = evaluate(arrays(gt), arrays(pred), CLASSES, EVAL)
+    assert got["nds"].item() == pytest.approx(want["nds"], abs=1e-9)
+
+
+def test_box_code_round_trips() -> None:
+    boxes = torch.tensor([[1.0, -2.0, -1.0, 1.9, 4.5, 1.6, 0.4, 3.0, -1.0]])
+    code = normalize_bbox(boxes)
+    assert code[0, 2].item() == pytest.approx(np.log(1.9)) and code[0, 4].item() == -1.0
+    assert torch.allclose(denormalize_bbox(code), boxes, atol=1e-6)
+
+
+def test_denoising_groups_cannot_see_each_other() -> None:
+    cfg = resolve("cmt", ["preset=smoke"])
+    loss = DetectionLoss(cfg["loss"], [-20, -20, -3, 20, 20, 1], 4)
+    targets = [
+        {"boxes": torch.tensor([[1.0, 2, -1, 2, 4, 1.5, 0, 0, 0]] * 2), "labels": torch.tensor([0, 1])},
+        {"boxes": torch.tensor([[5.0, 5, -1, 1, 1, 1.5, 0, 0, 0]]), "labels": torch.tensor([1])},
+    ]
+    ref, mask, labels, _ = loss.dn_queries(targets, 20, "cpu")
+    groups = min(cfg["loss"]["dn_groups"], 20 // 2)
+    pad = 2 * groups
+    assert ref.shape == (2, pad, 3) and mask.shape == (pad + 20, pad + 20)
+    assert mask[pad:, :pad].all() and not mask[pad:, pad:].any()  # matching queries see no dn query
+    assert not mask[:2, :2].any() and mask[:2, 2:pad].all()  # group 0 sees itself only among dn
+    assert (labels[1, 1::2] == -1).all()  # the second scene's padding slots carry no target
+
+
+def test_dropping_a_modality_zeroes_only_that_input() -> None:
+    batch = {
+        "points": torch.tensor([[0.0, 1, 2, 3, 0], [1.0, 4, 5, 6, 0]]),
+        "images": torch.ones(2, 3, 3, 4, 4),
+    }
+    out = drop(batch, lidar=torch.tensor([True, False]), camera=torch.tensor([False, True]))
+    assert out["points"][0, 1:].abs().sum() == 0 and out["points"][1, 1:].tolist() == [4, 5, 6, 0]
+    assert out["images"][0].min() == 1 and out["images"][1].max() == 0
+
+
+def test_scenes_are_deterministic_and_consistent_across_sensors() -> None:
+    cfg = resolve("cmt", [])["data"]
+    a, b = scene(cfg, 3), scene(cfg, 3)
+    assert np.array_equal(a.points, b.points) and np.array_equal(a.images, b.images)
+    assert len(a.boxes) >= cfg["objects"][0] - 1
+    # LiDAR returns of the current sweep near a box centre lie on that box's surface
+    box = a.boxes[np.argmin(np.linalg.norm(a.boxes[:, :2], axis=1))]
+    pts = a.points[a.points[:, 3] == 0, :3]
+    c, s = np.cos(box[6]), np.sin(box[6])
+    local = (pts - box[:3]) @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    half = np.array([box[4], box[3], box[5]]) / 2
+    inside = (np.abs(local) <= half + 0.1).all(1)
+    assert inside.sum() > 0
+    on_face = np.abs(np.abs(local[inside]) - half).min(1) < 0.1  # on a face, not inside
+    assert on_face.mean() >= 0.9  # (uniform clutter points may fall inside)
+    # a box centre projects onto a pixel of that box's colour in some camera (if not occluded)
+    l2i = cameras(cfg)
+    hits = 0
+    for box in a.boxes:
+        uvz = l2i @ np.array([*box[:3], 1.0])
+        for cam, (u, v, z, _) in enumerate(uvz):
+            if z > 0 and 0 <= u / z < cfg["image_size"][1] and 0 <= v / z < cfg["image_size"][0]:
+                px = a.images[cam, :, int(v / z), int(u / z)]
+                hits += not np.allclose(px, [0.4, 0.4, 0.4], atol=0.15)  # not ground
+    assert hits >= len(a.boxes) // 2
+
+
+# --- nuScenes format (paper preset) -----------------------------------------------------------
+def write_nuscenes(root: Path) -> dict:
+    """A two-scene v1.0-mini release with every table nuscenes-devkit reads, one LiDAR sweep and one
+    front camera per key frame, and one car per scene (global frame = ego frame = identity pose)."""
+    from PIL import Image
+
+    tables: dict[str, list] = {
+        k: []
+        for k in (
+            "category",
+            "attribute",
+            "visibility",
+            "instance",
+            "sensor",
+            "calibrated_sensor",
+            "ego_pose",
+            "log",
+            "scene",
+            "sample",
+            "sample_data",
+            "sample_annotation",
+            "map",
+        )
+    }
+    tables["category"] = [{"token": "cat_car", "name": "vehicle.car", "description": ""}]
+    tables["attribute"] = [{"token": "att_mov", "name": "vehicle.moving", "description": ""}]
+    tables["visibility"] = [{"token": "4", "level": "v80-100", "description": ""}]
+    tables["sensor"] = [
+        {"token": "sen_lidar", "channel": "LIDAR_TOP", "modality": "lidar"},
+        {"token": "sen_cam", "channel": "CAM_FRONT", "modality": "camera"},
+    ]
+    lidar_rot = Quaternion(axis=[0, 0, 1], angle=-np.pi / 2)  # LIDAR_TOP is turned as on the car
+    cam_rot = Quaternion(matrix=np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], dtype=float))  # x right, y down
+    k = [[80.0, 0.0, 80.0], [0.0, 80.0, 45.0], [0.0, 0.0, 1.0]]
+    tables["calibrated_sensor"] = [
+        {
+            "token": "cs_lidar",
+            "sensor_token": "sen_lidar",
+            "translation": [0.9, 0.0, 1.8],
+            "rotation": list(lidar_rot.elements),
+            "camera_intrinsic": [],
+        },
+        {
+            "token": "cs_cam",
+            "sensor_token": "sen_cam",
+            "translation": [1.7, 0.0, 1.5],
+            "rotation": list(cam_rot.elements),
+            "camera_intrinsic": k,
+        },
+    ]
+    tables["log"] = [
+        {
+            "token": "log0",
+            "logfile": "",
+            "vehicle": "n015",
+            "date_captured": "2018-07-24",
+            "location": "singapore-onenorth",
+        }
+    ]
+    tables["map"] = [{"token": "map0", "log_tokens": ["log0"], "category": "semantic_prior", "filename": ""}]
+    for folder in ("samples/LIDAR_TOP", "samples/CAM_FRONT"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(["scene-0061", "scene-0103"]):  # mini_train, mini_val
+        s, t = f"sample{i}", 1532402927647951 + i * 10**6
+        tables["scene"].append(
+            {
+                "token": f"scene{i}",
+                "log_token": "log0",
+                "nbr_samples": 1,
+                "first_sample_token": s,
+                "last_sample_token": s,
+                "name": name,
+                "description": "",
+            }
+        )
+        tables["sample"].append(
+            {"token": s, "timestamp": t, "prev": "", "next": "", "scene_token": f"scene{i}"}
+        )
+        tables["ego_pose"].append(
+            {"token": f"pose{i}", "timestamp": t, "rotation": [1.0, 0, 0, 0], "translation": [0.0, 0.0, 0.0]}
+        )
+        lidar_file = f"samples/LIDAR_TOP/{s}.pcd.bin"
+        pts = np.zeros((50, 5), dtype=np.float32)
+        pts[:, 0] = np.linspace(2, 12, 50)
+        pts.tofile(root / lidar_file)
+        cam_file = f"samples/CAM_FRONT/{s}.jpg"
+        Image.fromarray(np.full((90, 160, 3), 100 + 50 * i, dtype=np.uint8)).save(root / cam_file)
+        for chan, cs, f, fmt, (h, w) in (
+            ("lidar", "cs_lidar", lidar_file, "pcd", (0, 0)),
+            ("cam", "cs_cam", cam_file, "jpg", (90, 160)),
+        ):
+            tables["sample_data"].append(
+                {
+                    "token": f"sd_{chan}{i}",
+                    "sample_token": s,
+                    "ego_pose_token": f"pose{i}",
+                    "calibrated_sensor_token": cs,
+                    "timestamp": t,
+                    "fileformat": fmt,
+                    "is_key_frame": True,
+                    "height": h,
+                    "width": w,
+                    "filename": f,
+                    "prev": "",
+                    "next": "",
+                }
+            )
+        tables["instance"].append(
+            {
+                "token": f"inst{i}",
+                "category_token": "cat_car",
+                "nbr_annotations": 1,
+                "first_annotation_token": f"ann{i}",
+                "last_annotation_token": f"ann{i}",
+            }
+        )
+        tables["sample_annotation"].append(
+            {
+                "token": f"ann{i}",
+                "sample_token": s,
+                "instance_token": f"inst{i}",
+                "visibility_token": "4",
+                "attribute_tokens": ["att_mov"],
+                "translation": [10.0, 2.0, 0.8],
+                "size": [1.9, 4.5, 1.6],
+                "rotation": list(Quaternion(axis=[0, 0, 1], angle=0.3).elements),
+                "prev": "",
+                "next": "",
+                "num_lidar_pts": 12,
+                "num_radar_pts": 0,
+            }
+        )
+    (root / "v1.0-mini").mkdir(parents=True)
+    for name, records in tables.items():
+        (root / "v1.0-mini" / f"{name}.json").write_text(json.dumps(records))
+    return tables
+
+
+REAL = [
+    "data.source=real",
+    "data.version=v1.0-mini",
+    "data.cameras=[CAM_FRONT]",
+    "data.range=20.0",
+    "data.classes=[car, pedestrian]",
+    "data.image_size=[24, 64]",
+]
+
+
+def test_nuscenes_format_is_read_as_written(tmp_path: Path) -> None:
+    write_nuscenes(tmp_path / "nus")
+    dm = SceneDataModule(resolve("cmt", ["preset=smoke", *REAL, f"data.root={tmp_path / 'nus'}"]))
+    dm.setup()
+    assert len(dm.train_set) == 1 and len(dm.test_set) == 1
+    item = dm.train_set[0]
+    # the car in the LiDAR frame: lidar = Rz(-90deg) placed at (0.9, 0, 1.8) in the ego frame
+    centre = Quaternion(axis=[0, 0, 1], angle=np.pi / 2).rotate(np.array([10.0 - 0.9, 2.0, 0.8 - 1.8]))
+    box = item["boxes"][0].numpy()
+    assert np.allclose(box[:3], centre, atol=1e-4) and np.allclose(box[3:6], [1.9, 4.5, 1.6])
+    assert box[6] == pytest.approx(0.3 + np.pi / 2, abs=1e-5)
+    assert item["labels"].tolist() == [0] and item["attrs"].tolist() == [5]  # car, vehicle.moving
+    assert item["images"].shape == (1, 3, 24, 64) and item["points"].shape == (50, 4)
+    # lidar2img maps the car centre where the front camera's intrinsics (scaled 64/160) put it
+    uvz = item["lidar2img"][0].double().numpy() @ np.array([*box[:3], 1.0])
+    x_cam, y_cam, z_cam = -2.0, 1.5 - 0.8, 10.0 - 1.7
+    assert uvz[0] / uvz[2] == pytest.approx((80 * x_cam / z_cam + 80) * 64 / 160, abs=1e-3)
+    assert uvz[1] / uvz[2] == pytest.approx((80 * y_cam / z_cam + 45) * 24 / 90, abs=1e-3)
+
+
+def test_nuscenes_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:
+    write_nuscenes(tmp_path / "nus")
+    code, record = bench_run(
+        "cmt",
+        "preset=smoke",
+        "method=cmt",
+        *REAL,
+        f"data.root={tmp_path / 'nus'}",
+        "data.batch_size=1",
+        "data.sweeps=1",
+    )
+    assert code == 0 and record["status"] == "ok", record["error"]
+    assert 0.0 <= record["metrics"]["test/nds"] <= 1.0 and "test/nds_no_lidar" in record["metrics"]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="no nuScenes tables"):
+        SceneDataModule(resolve("cmt", ["preset=smoke", *REAL, f"data.root={tmp_path}"])).setup()
+    with pytest.raises(BenchError, match="data.root"):
+        SceneDataModule(resolve("cmt", ["preset=smoke", *REAL, "data.root=null"])).setup()
+    with pytest.raises(BenchError, match="synthetic scenes have the classes"):
+        SceneDataModule(resolve("cmt", ["preset=smoke", "data.classes=[truck]"])).setup()
+
+
+@pytest.mark.slow
+def test_cpu_claims(bench_run) -> None:
+    """The four relations at the cpu preset on seed 0 (the sweep judges them on 3-seed means)."""
+    nds = {}
+    for m in ("cmt", "cmt_camera", "cmt_lidar", "cmt_nomask"):
+        code, record = bench_run("cmt", f"method={m}", "seed=0")
+        assert code == 0 and record["status"] == "ok", record["error"]
+        nds[m] = record["metrics"]
+    assert nds["cmt"]["test/nds"] >= nds["cmt_lidar"]["test/nds"]
+    assert nds["cmt"]["test/nds_no_lidar"] >= 0.85 * nds["cmt_camera"]["test/nds"]
+    assert nds["cmt"]["test/nds_no_camera"] >= 0.9 * nds["cmt_lidar"]["test/nds"]
+    assert nds["cmt"]["test/nds_no_lidar"] > nds["cmt_nomask"]["test/nds_no_lidar"]
