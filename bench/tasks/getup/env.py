@@ -1,0 +1,174 @@
+"""The get-up environment on MuJoCo (gymnasium's assets, stepped with ``mujoco`` directly).
+
+Two characters: ``humanoid`` (gymnasium's 3-D ``humanoid.xml``, the paper preset) and ``walker``
+(gymnasium's planar ``walker2d_v5.xml``, the cpu preset). Episodes start from fallen states
+(``fallen.py``). Actions are ``tanh`` outputs in [-1, 1]; in ``torque`` mode the control is
+``action * strength * ctrl_max`` (the paper's strength scaling); in ``pd`` mode (stage 3) the
+action is a target joint angle within the joint's range, tracked by MuJoCo position servos whose
+force is capped at ``strength * ctrl_max``. Strength is part of the observation.
+
+Reward (the paper's product of tolerances): head height >= ``stand_height``, upright torso,
+small horizontal centre-of-mass speed, feet close together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Character:
+    """Where a character's parts are in its model; ``head`` is a point in the torso's frame."""
+
+    xml: str
+    planar: bool
+    torso: str
+    head: tuple[float, float, float]
+    feet: tuple[str, str]
+
+
+CHARACTERS = {
+    "walker": Character("walker2d_v5.xml", True, "torso", (0.0, 0.0, 0.2), ("foot", "foot_left")),
+    "humanoid": Character("humanoid.xml", False, "torso", (0.0, 0.0, 0.19), ("right_foot", "left_foot")),
+}
+
+
+def tolerance(x, lo: float, hi: float, margin: float, sigmoid: str = "gaussian", at_margin: float = 0.1):
+    """1 inside [lo, hi], falling off with the distance outside over ``margin`` (dm_control's
+    ``rewards.tolerance``, written out: dm_control is not a dependency)."""
+    x = np.asarray(x, dtype=np.float64)
+    d = np.where(x < lo, lo - x, np.where(x > hi, x - hi, 0.0)) / margin
+    if sigmoid == "gaussian":
+        out = np.exp(np.log(at_margin) * d**2)
+    elif sigmoid == "linear":
+        out = np.clip(1 - (1 - at_margin) * d, 0.0, 1.0)
+    else:
+        raise ValueError(sigmoid)
+    return np.where(d == 0, 1.0, out)
+
+
+def require_mujoco():
+    try:
+        import mujoco
+    except ImportError:
+        raise BenchError("getup needs MuJoCo: pip install 'gymnasium[mujoco]'") from None
+    return mujoco
+
+
+def asset_path(name: str) -> str:
+    require_mujoco()
+    import gymnasium
+
+    return os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", name)
+
+
+class GetUpEnv:
+    """One character; ``reset(qpos, qvel, strength)`` then ``step(action)`` -> (obs, reward)."""
+
+    def __init__(self, d: dict, mode: str = "torque") -> None:
+        if d["character"] not in CHARACTERS:
+            raise BenchError(f"unknown data.character {d['character']!r}: choose {sorted(CHARACTERS)}")
+        if mode not in ("torque", "pd"):
+            raise BenchError(f"unknown action mode {mode!r}: torque or pd")
+        mj = self.mj = require_mujoco()
+        self.char = c = CHARACTERS[d["character"]]
+        self.d, self.mode = d, mode
+        self.model = mj.MjModel.from_xml_path(asset_path(c.xml))
+        self.data = mj.MjData(self.model)
+        self.frame_skip = d["frame_skip"]
+        self.dt = self.model.opt.timestep * self.frame_skip
+        m = self.model
+        self.torso = mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, c.torso)
+        self.feet = [mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, f) for f in c.feet]
+        self.root_q = 3 if c.planar else 7  # generalized coordinates of the root
+        self.root_v = 3 if c.planar else 6
+        jnt = m.actuator_trnid[:, 0]
+        self.act_q = m.jnt_qposadr[jnt]
+        self.act_v = m.jnt_dofadr[jnt]
+        self.ctrl_max = m.actuator_ctrlrange[:, 1].copy()
+        self.lo, self.hi = m.jnt_range[jnt, 0].copy(), m.jnt_range[jnt, 1].copy()
+        self.act_dim = m.nu
+        if mode == "pd":
+            # Position servos, torque = gear (kp (target - q) - kd qdot) capped at the motor's
+            # strength-scaled maximum; gear moved into the gains so ctrl is an angle.
+            gear, pd = m.actuator_gear[:, 0].copy(), d["pd"]
+            self.force_max = gear * self.ctrl_max
+            m.actuator_gear[:, 0] = 1.0
+            m.actuator_gaintype[:] = mj.mjtGain.mjGAIN_FIXED
+            m.actuator_biastype[:] = mj.mjtBias.mjBIAS_AFFINE
+            m.actuator_gainprm[:, 0] = pd["kp"] * gear
+            m.actuator_biasprm[:, 0] = 0.0
+            m.actuator_biasprm[:, 1] = -pd["kp"] * gear
+            m.actuator_biasprm[:, 2] = -pd["kd"] * gear
+            m.actuator_ctrllimited[:] = 0
+            m.actuator_forcelimited[:] = 1
+        self.strength = 1.0
+        self.obs_dim = len(self.observe())
+
+    # --- state -----------------------------------------------------------------------------
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
+        self.data.ctrl[:] = 0.0
+        self.mj.mj_forward(self.model, self.data)
+
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.qpos.copy(), self.data.qvel.copy()
+
+    def head_height(self) -> float:
+        x = self.data.xpos[self.torso] + self.data.xmat[self.torso].reshape(3, 3) @ self.char.head
+        return float(x[2])
+
+    def upright(self) -> float:
+        return float(self.data.xmat[self.torso][8])  # torso z-axis . world z
+
+    def prone(self) -> bool:
+        """Facing the floor: the torso's forward (x) axis points down."""
+        return bool(self.data.xmat[self.torso][6] < 0)
+
+    def observe(self) -> np.ndarray:
+        q, v = self.data.qpos, self.data.qvel
+        # Planar: drop x, the pitch as cos/sin; 3-D: drop x, y.
+        root = [q[1:2], np.cos(q[2:3]), np.sin(q[2:3])] if self.char.planar else [q[2:7]]
+        joints = q[self.root_q :]
+        return np.concatenate(
+            [*root, joints, np.clip(v, -10, 10) / 10, [self.head_height(), self.upright(), self.strength]]
+        ).astype(np.float32)
+
+    # --- dynamics --------------------------------------------------------------------------
+    def reset(self, qpos: np.ndarray, qvel: np.ndarray, strength: float) -> np.ndarray:
+        self.strength = float(strength)
+        if self.mode == "pd":
+            f = self.strength * self.force_max
+            self.model.actuator_forcerange[:] = np.stack([-f, f], 1)
+        self.set_state(qpos, qvel)
+        return self.observe()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float]:
+        a = np.clip(action, -1.0, 1.0)
+        if self.mode == "torque":
+            self.data.ctrl[:] = a * self.strength * self.ctrl_max
+        else:
+            self.data.ctrl[:] = self.lo + (a + 1) * 0.5 * (self.hi - self.lo)
+        self.mj.mj_step(self.model, self.data, nstep=self.frame_skip)
+        return self.observe(), self.reward()
+
+    def reward(self) -> float:
+        r = self.d["reward"]
+        self.mj.mj_subtreeVel(self.model, self.data)
+        vel = self.data.subtree_linvel[1][:1] if self.char.planar else self.data.subtree_linvel[1][:2]
+        feet = self.data.xpos[self.feet[0]] - self.data.xpos[self.feet[1]]
+        gap = abs(feet[0]) if self.char.planar else float(np.linalg.norm(feet[:2]))
+        h = self.d["stand_height"]
+        standing = tolerance(self.head_height(), h, np.inf, h / 4)
+        upright = tolerance(self.upright(), r["upright"], np.inf, 1 + r["upright"], "linear", 0.0)
+        still = tolerance(vel, -r["speed"], r["speed"], r["speed_margin"]).mean()
+        close = tolerance(gap, 0.0, r["feet"], r["feet_margin"])
+        return float(standing * upright * still * close)
+
+    def random_action(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(-1, 1, self.act_dim).astype(np.float32)
