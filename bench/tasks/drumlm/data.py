@@ -1,0 +1,131 @@
+"""Grooves as (prompt, completion) texts, read from MIDI files by the paper's encoder.
+
+``data.source=generated`` (offline default): the groove generator writes MIDI files once per
+generator config (a cached stage), split at random into train / val / test. ``data.source=real``:
+the Groove MIDI Dataset under ``data.root`` (``info.csv`` + ``drummerN/sessionM/*.mid``): its 4/4
+``beat`` files in the csv's own train / validation / test split. Every file is encoded, trimmed to
+``data.bars`` bars (shorter grooves are dropped, as in the paper) and de-duplicated.
+
+A batch is ``(grooves,)``, a one-tuple holding a list of ``Groove``: each method tokenizes them its
+own way (the harness counts test samples as the length of a batch's first element).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from bench.artifacts import cached
+from bench.errors import BenchError
+from bench.tasks.drumlm import grooves, notation
+
+GMD_URL = "https://magenta.tensorflow.org/datasets/groove"
+
+
+@dataclass
+class Groove:  # not frozen: Lightning moves batches with apply_to_collection
+    name: str
+    prompt: str
+    completion: str
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.completion
+
+
+def encode_files(paths: list[Path], bars: int) -> list[Groove]:
+    """Encode, trim and de-duplicate (identical texts kept once, as the official split does)."""
+    out, seen = [], set()
+    for path in paths:
+        grid = notation.trim(notation.read_midi(path), bars)
+        if grid is None:
+            continue
+        g = Groove(path.stem, *notation.to_example(grid))
+        if g.text not in seen:
+            seen.add(g.text)
+            out.append(g)
+    return out
+
+
+def generated(d: dict) -> dict[str, list[Groove]]:
+    gen = {**d["generator"], "bars": d["bars"]}
+    folder = cached("drumlm", "grooves", gen, lambda f: grooves.write_dataset(f, gen))
+    items = encode_files(sorted(folder.glob("*.mid"), key=lambda p: int(p.stem.split("_")[0])), d["bars"])
+    order = np.random.default_rng(gen["generator_seed"]).permutation(len(items))
+    n_val, n_test = d["val_size"], d["test_size"]
+    if n_val + n_test >= len(items):
+        raise BenchError(
+            f"data.val_size + data.test_size = {n_val + n_test} leaves no training grooves of {len(items)}"
+        )
+    pick = [items[i] for i in order]
+    return {"val": pick[:n_val], "test": pick[n_val : n_val + n_test], "train": pick[n_val + n_test :]}
+
+
+def groove_midi(d: dict) -> dict[str, list[Groove]]:
+    """The Groove MIDI Dataset's 4/4 beats in its own split (``info.csv``: split, beat_type,
+    time_signature, midi_filename)."""
+    if not d["root"]:
+        raise BenchError(
+            f"data.source=real needs data.root (or BENCH_DATA): the Groove MIDI Dataset from {GMD_URL}"
+        )
+    root = Path(d["root"])
+    info = root / "info.csv"
+    if not info.exists():
+        raise BenchError(f"no info.csv under {root}: unzip groove-v1.0.0-midionly.zip there ({GMD_URL})")
+    with open(info, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"split", "beat_type", "time_signature", "midi_filename"}
+    if not rows or not need <= set(rows[0]):
+        raise BenchError(f"{info} lacks the columns {sorted(need)}: not the Groove MIDI Dataset's info.csv")
+    names = {"train": "train", "validation": "val", "test": "test"}
+    splits = {}
+    for split, key in names.items():
+        paths = [
+            root / r["midi_filename"]
+            for r in rows
+            if r["split"] == split and r["beat_type"] == "beat" and r["time_signature"] == "4-4"
+        ]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise BenchError(f"{len(missing)} MIDI files named in {info} are missing, e.g. {missing[0]}")
+        splits[key] = encode_files(paths, d["bars"])
+    for key in ("train", "test"):
+        if not splits[key]:
+            raise BenchError(f"no 4/4 beat of at least {d['bars']} bars in the {key} split of {info}")
+    return splits
+
+
+def collate(items: list[Groove]) -> tuple[list[Groove]]:
+    return (items,)
+
+
+class GrooveDataModule(L.LightningDataModule):
+    """Train / val / test grooves; the test split is capped at ``data.test_size``."""
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__()
+        self.d = cfg["data"]
+        if self.d["bars"] <= notation.PROMPT_BARS:
+            raise BenchError(f"data.bars={self.d['bars']} must exceed the {notation.PROMPT_BARS} prompt bars")
+        self.splits: dict[str, list[Groove]] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            source = self.d["source"]
+            if source not in ("generated", "real"):
+                raise BenchError(f"unknown data.source {source!r}: choose generated or real")
+            self.splits = generated(self.d) if source == "generated" else groove_midi(self.d)
+            self.splits["test"] = self.splits["test"][: self.d["test_size"]]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.splits["train"], batch_size=self.d["batch_size"], shuffle=True, collate_fn=collate
+        )
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.splits["test"], batch_size=self.d["test_batch_size"], collate_fn=collate)

@@ -1,0 +1,131 @@
+"""The methods: language models fine-tuned on groove texts, and the paper's reference rows.
+
+Every method completes the test grooves from their 2-bar prompt; the test step scores what it
+wrote with the structural metrics (``metrics.py``) and saves a few grooves as MIDI + piano roll.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.method import BenchMethod
+from bench.tasks.drumlm import notation
+from bench.tasks.drumlm.data import Groove
+from bench.tasks.drumlm.metrics import Duplication, Stability, Validity
+
+
+class GrooveMethod(BenchMethod):
+    """Completes prompts (``complete``) and scores the grooves; subclasses say how they complete."""
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__(cfg)
+        self.validity = Validity()
+        self.stability = Stability()
+        self.human = Stability()  # the held-out grooves themselves, for the gap to human stability
+        self.dup: Duplication | None = None
+        self.samples: list[tuple[str, str]] = []
+
+    def complete(self, grooves: list[Groove]) -> list[tuple[str, str]]:
+        """(prompt, completion) per groove; the prompt is the groove's own but for ``random``."""
+        raise NotImplementedError
+
+    def on_test_start(self) -> None:
+        train = self.trainer.datamodule.splits["train"]
+        self.dup = Duplication([g.text for g in train]).to(self.device)
+
+    def test_step(self, batch: tuple[list[Groove]], batch_idx: int) -> None:
+        (grooves,) = batch
+        done = self.complete(grooves)
+        completions = [c for _, c in done]
+        texts = [p + c for p, c in done]
+        self.validity.update(completions)
+        self.stability.update(texts)
+        self.human.update([g.text for g in grooves])
+        self.dup.update(completions)
+        keep = self.cfg["render"]["grooves"] - len(self.samples)
+        self.samples += [(g.name, t) for g, t in zip(grooves, texts, strict=True)][: max(keep, 0)]
+
+    def on_test_epoch_end(self) -> None:
+        stab, human = self.stability.compute(), self.human.compute()
+        values = {"valid_lines": self.validity.compute(), **stab, **self.dup.compute()}
+        values["stability_gap"] = (stab["stability"] - human["stability"]).abs()
+        values["human_stability"] = human["stability"]
+        for k, v in values.items():
+            self.log(f"test/{k}", float(v))
+        self.render()
+
+    def render(self) -> None:
+        """A few completed grooves as text, MIDI and piano-roll PNG under the run folder."""
+        from bench.tasks.drumlm.pianoroll import save_pianoroll
+
+        folder = Path(self.trainer.default_root_dir) / "grooves"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in self.samples:
+            grid = notation.text_to_grid(text)
+            (folder / f"{name}.txt").write_text(text)
+            notation.write_midi(grid, folder / f"{name}.mid")
+            save_pianoroll(grid, folder / f"{name}.png", f"{self.cfg['method']}: {name}")
+
+    def configure_optimizers(self):
+        return None
+
+
+class Reference(GrooveMethod):
+    """The paper's reference rows: ``human`` (the held-out continuation), ``repeat`` (bar 2 over
+    and over) and ``random`` (every cell 'o' or '-' with probability 1/2, the whole groove)."""
+
+    trains = False
+
+    def __init__(self, cfg: dict, kind: str) -> None:
+        super().__init__(cfg)
+        if kind not in ("human", "repeat", "random"):
+            raise BenchError(f"unknown reference {kind!r}")
+        self.kind = kind
+        self.drawn = 0
+        self._claims: dict[str, dict] = {}
+
+    def complete(self, grooves: list[Groove]) -> list[tuple[str, str]]:
+        out = []
+        for i, g in enumerate(grooves):
+            n = len(notation.step_lines(g.text))
+            if self.kind == "human":
+                out.append((g.prompt, g.completion))
+            elif self.kind == "repeat":
+                lines = notation.step_lines(g.prompt)
+                bar = lines[notation.STEPS_PER_BAR :]
+                text = "\n".join(lines + bar * (n // notation.STEPS_PER_BAR))
+                out.append(notation.to_example(notation.text_to_grid(text)[:n]))
+            else:
+                rng = np.random.default_rng([self.cfg["seed"], self.drawn + i])
+                out.append(notation.to_example(rng.random((n, len(notation.VOICES))) < 0.5))
+        self.drawn += len(grooves)
+        return out
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self.kind == "human":
+            self._claims["round_trip"] = round_trip(self.trainer.datamodule.splits)
+
+    def claims(self) -> dict[str, dict]:
+        return self._claims
+
+    def cost(self) -> dict:
+        return {"params": 0}  # a reference row is a rule: no weights
+
+
+def round_trip(splits: dict[str, list[Groove]]) -> dict:
+    """Every groove: text -> grid -> MIDI file -> grid -> text gives the same text back."""
+    import tempfile
+
+    grooves = [g for gs in splits.values() for g in gs]
+    exact = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "groove.mid"
+        for g in grooves:
+            notation.write_midi(notation.text_to_grid(g.text), path)
+            exact += notation.to_example(notation.read_midi(path)) == (g.prompt, g.completion)
+    share = exact / max(len(grooves), 1)
+    return {"holds": share == 1.0, "value": share, "bound": 1.0}

@@ -1,0 +1,118 @@
+"""The paper's structural evaluation (official ``analysis.py`` / ``duplication_analysis.py``) as
+torchmetrics objects, so their sums sync across ranks.
+
+- validity: the share of generated lines that are a 6-voice line of 'o'/'-' or a SEP;
+- stability: for each bar but the first and last (of the first 16), the smaller Levenshtein
+  distance to its previous or next bar; its mean over all bars, and per groove a 2-means
+  clustering of those values (sklearn's KMeans, as the official code): ``inter`` = distance between
+  the two centres, ``intra`` = mean distance of a bar to its own centre (the official script labels
+  these two the other way round);
+- duplication: how often each generated non-empty bar occurs verbatim in the training grooves.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from torchmetrics import Metric
+from torchmetrics.functional.text import edit_distance
+
+from bench.tasks.drumlm import notation
+
+MAX_BARS = 16
+
+
+def stabilities(text: str) -> list[float]:
+    """Per-bar stability of a groove (prompt + completion text)."""
+    bars = notation.bars(notation.step_lines(text))[:MAX_BARS]
+    if len(bars) < 3:
+        return []
+    d = edit_distance(bars[:-1], bars[1:], reduction="none").tolist()  # d[i] = dist(bar i, bar i+1)
+    return [float(min(d[i - 1], d[i])) for i in range(1, len(bars) - 1)]
+
+
+def two_means(values: list[float]) -> tuple[float, float]:
+    """(distance between the two cluster centres, mean distance to the own centre)."""
+    x = np.asarray(values, dtype=float).reshape(-1, 1)
+    if len(np.unique(x)) < 2:
+        return 0.0, 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        km = KMeans(n_clusters=2, random_state=0, n_init=10).fit(x)
+    c = km.cluster_centers_[:, 0]
+    return float(abs(c[0] - c[1])), float(np.mean(np.abs(x[:, 0] - c[km.labels_])))
+
+
+class Validity(Metric):
+    """Share of valid lines among the generated ones (a completion with no line counts one invalid)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("valid", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, completions: list[str]) -> None:
+        for c in completions:
+            lines = notation.completion_lines(c)
+            self.valid += sum(notation.is_valid(x) for x in lines)
+            self.total += max(len(lines), 1)
+
+    def compute(self) -> torch.Tensor:
+        return self.valid / self.total.clamp(min=1)
+
+
+class Stability(Metric):
+    """Mean bar stability and mean per-groove 2-means inter / intra distances."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in ("bar_sum", "bars", "inter_sum", "intra_sum", "grooves"):
+            self.add_state(name, torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, texts: list[str]) -> None:
+        for text in texts:
+            s = stabilities(text)
+            if not s:
+                continue
+            inter, intra = two_means(s)
+            self.bar_sum += sum(s)
+            self.bars += len(s)
+            self.inter_sum += inter
+            self.intra_sum += intra
+            self.grooves += 1
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        g = self.grooves.clamp(min=1)
+        return {
+            "stability": self.bar_sum / self.bars.clamp(min=1),
+            "stability_inter": self.inter_sum / g,
+            "stability_intra": self.intra_sum / g,
+        }
+
+
+class Duplication(Metric):
+    """Of the generated non-empty bars: the share found verbatim in training, mean occurrences."""
+
+    def __init__(self, train_texts: list[str]) -> None:
+        super().__init__()
+        self.counts = Counter(b for t in train_texts for b in notation.bars(notation.step_lines(t)))
+        for name in ("found", "occurrences", "bars"):
+            self.add_state(name, torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, completions: list[str]) -> None:
+        for c in completions:
+            for bar in notation.bars(notation.step_lines(c)):
+                if "o" not in bar:
+                    continue
+                n = self.counts.get(bar, 0)
+                self.found += n > 0
+                self.occurrences += n
+                self.bars += 1
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        b = self.bars.clamp(min=1)
+        return {"dup_rate": self.found / b, "dup_mean": self.occurrences / b}

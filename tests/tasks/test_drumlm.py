@@ -1,0 +1,249 @@
+"""drumlm: the paper's notation (MIDI <-> text, exact round trip), the groove generator, the
+structural metrics, the Groove MIDI Dataset layout on a hand-written fixture, and its errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from bench.config import resolve
+from bench.errors import BenchError
+from bench.tasks.drumlm import grooves, notation
+from bench.tasks.drumlm.data import GrooveDataModule
+from bench.tasks.drumlm.metrics import Duplication, Stability, Validity, stabilities, two_means
+
+ROCK = "x-x-x-x-x-x-x-x-"  # hi-hat eighths
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+
+
+def rock(bars: int) -> np.ndarray:
+    """Hi-hat eighths, kick on 1 and 3, snare on 2 and 4, a crash on the first beat."""
+    bar = np.zeros((16, 6), dtype=bool)
+    bar[::2, 2] = True
+    bar[[0, 8], 4] = True
+    bar[[4, 12], 3] = True
+    grid = np.concatenate([bar] * bars)
+    grid[0, 0] = True
+    return grid
+
+
+def midi_file(
+    path: Path, notes: list[tuple[int, int]], tpb: int = 96, sig: tuple[int, int] = (4, 4), end: int = 0
+) -> Path:
+    """A GMD-like type-1 file written by hand: (absolute tick, note) onsets on channel 10."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    meta, drums = mido.MidiTrack(), mido.MidiTrack()
+    meta.append(mido.MetaMessage("time_signature", numerator=sig[0], denominator=sig[1], time=0))
+    last = 0
+    for tick, note in sorted(notes):
+        drums.append(mido.Message("note_on", channel=9, note=note, velocity=90, time=tick - last))
+        drums.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=0))
+        last = tick
+    drums.append(mido.MetaMessage("end_of_track", time=max(0, end - last)))
+    mid.tracks += [meta, drums]
+    mid.save(path)
+    return path
+
+
+def test_text_format_is_the_papers() -> None:
+    prompt, completion = notation.to_example(rock(4))
+    lines = prompt.split("\n")
+    assert lines[0] == "o-o-o-" and lines[1] == "------" and lines[4] == "--oo--"
+    assert prompt.endswith("SEP\n") and prompt.count("SEP") == 2 and len(lines) == 2 * 17 + 1
+    assert completion.endswith("------\nEND") and completion.count("SEP") == 1  # no SEP before END
+    assert all(notation.is_valid(x) for x in notation.completion_lines(completion))
+    assert (notation.text_to_grid(prompt + completion) == rock(4)).all()
+
+
+def test_midi_round_trip_is_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    grid = rng.random((64, 6)) < 0.3
+    notation.write_midi(grid, tmp_path / "g.mid")
+    back = notation.read_midi(tmp_path / "g.mid")
+    assert back.shape == grid.shape and (back == grid).all()
+    assert notation.to_example(back) == notation.to_example(grid)
+
+
+def test_reader_snaps_merges_and_drops(tmp_path: Path) -> None:
+    s = 24  # a 16th at 96 ticks per beat
+    notes = [
+        (0, 57),  # crash 2 -> crash
+        (s - 11, 46),  # open hi-hat, 11 ticks early -> step 1, hi-hat
+        (2 * s + 11, 40),  # rimshot, 11 ticks late -> step 2, snare
+        (3 * s + 12, 43),  # floor tom exactly half a 16th late -> the later step (4)
+        (5 * s, 44),  # pedal hi-hat: not one of the six voices, dropped
+        (6 * s, 36),
+    ]
+    grid = notation.read_midi(midi_file(tmp_path / "a.mid", notes, end=16 * s))
+    assert grid.shape == (16, 6)
+    hits = {(int(a), int(b)) for a, b in zip(*np.nonzero(grid), strict=True)}
+    assert hits == {(0, 0), (1, 2), (2, 3), (4, 5), (6, 4)}
+
+
+def test_reader_rejects_other_meters_and_garbage(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="3/4"):
+        notation.read_midi(midi_file(tmp_path / "w.mid", [(0, 36)], sig=(3, 4)))
+    (tmp_path / "bad.mid").write_bytes(b"not midi")
+    with pytest.raises(BenchError, match="not a readable MIDI"):
+        notation.read_midi(tmp_path / "bad.mid")
+
+
+def test_trim_strips_leading_empty_quarters_and_drops_short() -> None:
+    grid = np.concatenate([np.zeros((8, 6), dtype=bool), rock(2)])
+    assert (notation.trim(grid, 2) == rock(2)).all()
+    assert notation.trim(rock(2), 3) is None
+
+
+def test_generator_is_deterministic_with_fills_and_crashes(tmp_path: Path) -> None:
+    # No mutations: plain bars are the style template, fills replace at most the last 8 steps.
+    cfg = {
+        "grooves": 4,
+        "generator_seed": 3,
+        "bars": 8,
+        "core_flips": 0,
+        "mutation_rate": 0.0,
+        "fill_every": 4,
+        "jitter": 0.4,
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    names = grooves.write_dataset(tmp_path / "a", cfg)
+    assert names == grooves.write_dataset(tmp_path / "b", cfg)
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        bars = notation.trim(notation.read_midi(tmp_path / "a" / name), 8).reshape(8, 16, 6)
+        template = grooves.template(name.split("_")[1])
+        assert bars[[0, 4], 0, 0].all() and not bars[[1, 2, 3, 5, 6, 7], 0, 0].any()  # crashes
+        for b in (1, 2, 5, 6):
+            assert (bars[b] == template).all()
+        for b in (3, 7):  # fills: template up to step 8, no cymbal time-keeping in the last 4 steps
+            assert (bars[b, :8] == template[:8]).all()
+            assert not bars[b, 12:, :3].any() and bars[b, 12:, 3:].any()
+
+
+def test_stability_and_two_means() -> None:
+    a, b = rock(1), rock(1)
+    b[1, 4] = True  # one cell differs: one character
+    text = "\n".join(notation.grid_lines(np.concatenate([a, a, b, a, a])))
+    assert stabilities(text) == [0.0, 1.0, 0.0]  # bars 2-4: each one's nearer neighbour
+    assert two_means([0.0, 0.0, 4.0, 4.0]) == (4.0, 0.0)
+    m = Stability()
+    m.update([text])
+    out = m.compute()
+    assert out["stability"].item() == pytest.approx(1 / 3)
+    assert out["stability_inter"].item() == pytest.approx(1.0) and out["stability_intra"].item() == 0.0
+
+
+def test_validity_and_duplication() -> None:
+    v = Validity()
+    v.update(["o-----\nSEP\noo\n------\nEND", ""])
+    assert v.compute().item() == pytest.approx(3 / 5)  # 3 of 4 lines, and an empty completion
+    train = "\n".join(notation.grid_lines(rock(2)))
+    d = Duplication([train])
+    _, completion = notation.to_example(rock(4))
+    d.update([completion])
+    out = d.compute()
+    assert out["dup_rate"].item() == 1.0 and out["dup_mean"].item() == 1.0
+
+
+def gmd(root: Path) -> Path:
+    """The Groove MIDI Dataset's layout: info.csv + drummerN/session/*.mid, beats and fills,
+    4/4 and 3/4, train / validation / test."""
+    rows = []
+    for i, (split, kind, sig, bars) in enumerate(
+        [
+            ("train", "beat", "4-4", 5),
+            ("train", "beat", "4-4", 4),
+            ("train", "fill", "4-4", 4),  # fills are not used
+            ("train", "beat", "3-4", 4),  # other meters are not used
+            ("train", "beat", "4-4", 2),  # too short for data.bars = 3
+            ("validation", "beat", "4-4", 4),
+            ("test", "beat", "4-4", 4),
+            ("test", "beat", "4-4", 3),
+        ]
+    ):
+        rel = Path("drummer1") / "session1" / f"{i + 1}_rock_120_{kind}_{sig}.mid"
+        (root / rel.parent).mkdir(parents=True, exist_ok=True)
+        grid = rock(bars)
+        grid[16 + i, 5] = True  # a tom in bar 2 makes every file distinct
+        notation.write_midi(grid, root / rel)
+        rows.append(
+            {
+                "drummer": "drummer1",
+                "session": "drummer1/session1",
+                "id": f"drummer1/session1/{i + 1}",
+                "style": "rock",
+                "bpm": 120,
+                "beat_type": kind,
+                "time_signature": sig,
+                "midi_filename": str(rel),
+                "audio_filename": "",
+                "duration": 8.0,
+                "split": split,
+            }
+        )
+    with open(root / "info.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def test_groove_midi_layout_is_read_in_its_split(tmp_path: Path) -> None:
+    root = gmd(tmp_path / "groove")
+    dm = GrooveDataModule(resolve("drumlm", ["preset=smoke", "data.source=real", f"data.root={root}"]))
+    dm.setup()
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 2, "val": 1, "test": 2}
+    assert all(len(notation.step_lines(g.text)) == 3 * 16 for gs in dm.splits.values() for g in gs)
+
+
+def test_groove_midi_runs_end_to_end(bench_run, tmp_path: Path) -> None:
+    root = gmd(tmp_path / "groove")
+    code, record = bench_run(
+        "drumlm", "method=human", "preset=smoke", "data.source=real", f"data.root={root}"
+    )
+    assert code == 0 and record["status"] == "ok", record["error"]
+    assert record["claims"]["round_trip"]["holds"]
+    assert record["metrics"]["test/valid_lines"] == 1.0
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    def setup(*args: str) -> None:
+        GrooveDataModule(resolve("drumlm", ["preset=smoke", *args])).setup()
+
+    with pytest.raises(BenchError, match="data.root"):
+        setup("data.source=real")
+    with pytest.raises(BenchError, match="info.csv"):
+        setup("data.source=real", f"data.root={tmp_path}")
+    root = gmd(tmp_path / "groove")
+    (root / "drummer1" / "session1" / "1_rock_120_beat_4-4.mid").unlink()
+    with pytest.raises(BenchError, match="missing"):
+        setup("data.source=real", f"data.root={root}")
+    with pytest.raises(BenchError, match="unknown data.source"):
+        setup("data.source=youtube")
+    with pytest.raises(BenchError, match="prompt bars"):
+        setup("data.bars=2")
+    with pytest.raises(BenchError, match="no training grooves"):
+        setup("data.test_size=20")
+
+
+@pytest.mark.slow
+def test_cpu_claims_of_the_character_gpt_pair(bench_run) -> None:
+    """The cpu claims on one seed: exact round trip, >= 95% valid lines, repeat < model < random."""
+    records = {}
+    for method in ("human", "repeat", "random", "chargpt", "chargpt_scratch"):
+        code, records[method] = bench_run("drumlm", f"method={method}", "preset=cpu", "seed=0")
+        assert code == 0 and records[method]["status"] == "ok", records[method]["error"]
+    assert records["human"]["claims"]["round_trip"]["holds"]
+    stability = {m: r["metrics"]["test/stability"] for m, r in records.items()}
+    for model in ("chargpt", "chargpt_scratch"):
+        assert records[model]["claims"]["valid_lines"]["holds"]
+        assert stability["repeat"] < stability[model] < stability["random"]
