@@ -6,6 +6,7 @@ A run names every artifact it used in its record (``artifacts``: {stage: hash}).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -23,11 +24,22 @@ def cache_root() -> Path:
 
 def cached(task: str, stage: str, sub_config: dict, build: Callable[[Path], None], version: int = 1) -> Path:
     """The folder holding the stage's output for ``sub_config``; ``build(folder)`` fills it the
-    first time. Built in a temporary folder and renamed when complete, so a crash or a concurrent
-    builder never leaves a half-written artifact behind."""
+    first time. Built in a temporary folder and renamed when complete, so a crash never leaves a
+    half-written artifact behind; a file lock makes concurrent runs (sweep workers) wait for one
+    builder instead of each building it."""
     body = json.dumps({"config": sub_config, "version": version}, sort_keys=True)
     digest = hashlib.sha256(body.encode()).hexdigest()
     final = cache_root() / task / stage / digest[:16]
+    locks = cache_root() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{task}-{stage}-{final.name}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        _build_once(final, body, build)
+    USED[f"{task}/{stage}"] = digest
+    return final
+
+
+def _build_once(final: Path, body: str, build: Callable[[Path], None]) -> None:
     if not (final / "config.json").exists():
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -39,5 +51,3 @@ def cached(task: str, stage: str, sub_config: dict, build: Callable[[Path], None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    USED[f"{task}/{stage}"] = digest
-    return final

@@ -33,3 +33,28 @@ def test_crashed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(RuntimeError):
         artifacts.cached("t", "teacher", {}, build)
     assert not list((tmp_path / "t" / "teacher").iterdir())
+
+
+def test_concurrent_callers_wait_for_one_build(tmp_path, monkeypatch) -> None:
+    import threading
+    import time
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    calls = []
+
+    def build(folder):
+        calls.append(folder)
+        time.sleep(0.3)
+        (folder / "out.txt").write_text("x")
+
+    got = []
+
+    def run() -> None:
+        got.append(artifacts.cached("t", "s", {"a": 1}, build))
+
+    workers = [threading.Thread(target=run) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(calls) == 1 and len(set(got)) == 1 and (got[0] / "out.txt").read_text() == "x"

@@ -1,30 +1,16 @@
 """Shared stages: the character-level GPT pretrained on English, and SmolLM2 converted from its
-GGUF file. Both are built once per sub-config (``bench.artifacts.cached``) under a file lock, so
-two sweep workers starting together do not both build them."""
+GGUF file. Both are built once per sub-config (``bench.artifacts.cached``)."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import string
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from bench.artifacts import cache_root, cached
+from bench.artifacts import cached
 from bench.tasks.drumlm.model import CharTokenizer, chargpt, convert_smollm
-
-
-def locked_cached(stage: str, sub: dict, build: Callable[[Path], None], version: int) -> Path:
-    lock = cache_root() / "drumlm" / f"{stage}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            return cached("drumlm", stage, sub, build, version=version)
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def english() -> str:
@@ -68,8 +54,8 @@ def pretrained_chargpt(cfg: dict) -> dict:
     """The state dict of the English-pretrained character GPT (cached per architecture)."""
     m = {k: cfg["model"]["chargpt"][k] for k in ("layers", "heads", "width", "context", "dropout")}
     p = cfg["pretrain"]
-    folder = locked_cached(
-        "chargpt_english", {"model": m, "pretrain": p}, lambda f: pretrain_chargpt(f, m, p), 1
+    folder = cached(
+        "drumlm", "chargpt_english", {"model": m, "pretrain": p}, lambda f: pretrain_chargpt(f, m, p), 1
     )
     return torch.load(folder / "model.pt", weights_only=True)
 
@@ -79,7 +65,7 @@ def smollm_folder() -> Path:
     from bench.tasks.drumlm.model import gguf_path
 
     # A subfolder: the cache keeps its own config.json beside the checkpoint.
-    stage = locked_cached(
-        "smollm2_135m", {"gguf": gguf_path().name}, lambda f: convert_smollm(f / "model"), 2
+    stage = cached(
+        "drumlm", "smollm2_135m", {"gguf": gguf_path().name}, lambda f: convert_smollm(f / "model"), 2
     )
     return stage / "model"

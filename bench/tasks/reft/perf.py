@@ -1,0 +1,61 @@
+"""reft's figure: fine-tuning throughput (training images per second) of RefT against plain
+Mask2Former fine-tuning, the cpu preset's model and fine-tuning settings on one thread, on the
+10-shot novel set (the smoke preset's scenes). RefT's cost is its support episode per step (a
+no-grad pass over ``finetune.support_batch`` support images) and the two cross-attentions."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from bench.config import resolve
+from bench.tasks.reft.data import FewShotCocoDataModule
+from bench.tasks.reft.method import finetune_step
+from bench.tasks.reft.model import FewShotMask2Former
+
+WARMUP, STEPS = 3, 20
+
+
+def images_per_s(refs: tuple[str, ...], cfg: dict, dm) -> float:
+    torch.manual_seed(0)
+    model = FewShotMask2Former(cfg["model"], dm.num_classes, refs)
+    f = cfg["finetune"]
+    data = dm.kshot(10, 0, novel_only=True)
+    for name, p in model.named_parameters():
+        p.requires_grad = not name.startswith(tuple(f["freeze"]))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=f["lr"])
+    gen = torch.Generator().manual_seed(0)
+    if refs:
+        from bench.tasks.reft.base import chunks
+
+        for images, targets in chunks(data, 16, torch.device("cpu")):
+            model.update_bank(*model.encode_support(images, targets), 0.0)
+    model.train()
+    model.backbone.eval()
+    for i in range(WARMUP + STEPS):
+        if i == WARMUP:
+            t0 = time.perf_counter()
+        finetune_step(model, data, f, gen, opt, params, None, dm.num_base)
+    return STEPS * f["batch_size"] / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    cfg = resolve("reft", ["preset=cpu"])
+    smoke = resolve("reft", ["preset=smoke"])
+    dm = FewShotCocoDataModule(smoke)
+    dm.setup()
+    base = images_per_s((), cfg, dm)
+    reft = images_per_s(("feature", "instance"), cfg, dm)
+    f = cfg["finetune"]
+    print(
+        f"reft fine-tuning, cpu-preset model at {cfg['data']['size']}px, batch {f['batch_size']}, "
+        f"support batch {f['support_batch']}, 1 thread: mask2former_ft {base:.1f} images/s, "
+        f"reft {reft:.1f} images/s; reft / mask2former_ft = {reft / base:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

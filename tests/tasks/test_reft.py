@@ -1,0 +1,233 @@
+"""reft: the real format (COCO + TFA's cocosplit files) on a tiny fixture, end to end; the
+synthetic writer's TFA sampling; the references, the bank, the distillation and nAP/bAP units;
+bad inputs; and the cpu-preset claims (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.config import resolve
+from bench.errors import BenchError
+from bench.tasks.reft.data import FewShotCocoDataModule, ann_mask
+from bench.tasks.reft.evaluate import split_ap
+from bench.tasks.reft.scenes import tfa_kshot
+
+CATS = [
+    {"id": 1, "name": "person"},
+    {"id": 3, "name": "car"},
+    {"id": 17, "name": "cat"},
+    {"id": 67, "name": "dining table"},
+]
+
+
+def _coco(folder: Path, sub: str, ids: range, rng) -> dict:
+    """Images 40 x 56 (JPEG, as COCO's) with 1-2 polygon instances each."""
+    (folder / "coco" / sub).mkdir(parents=True, exist_ok=True)
+    images, anns = [], []
+    for iid in ids:
+        name = f"COCO_{sub}_{iid:012d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(folder / "coco" / sub / name)
+        images.append({"id": iid, "file_name": name, "height": 40, "width": 56})
+        for j in range(1 + iid % 2):
+            x, y = 4 + 20 * j, 6
+            poly = [x, y, x + 14, y, x + 14, y + 20, x, y + 20]
+            cat = CATS[(iid + j) % len(CATS)]["id"]
+            anns.append(
+                {
+                    "id": iid * 10 + j,
+                    "image_id": iid,
+                    "category_id": cat,
+                    "segmentation": [poly],
+                    "bbox": [x, y, 14, 20],
+                    "area": 280.0,
+                    "iscrowd": 0,
+                }
+            )
+    return {"images": images, "annotations": anns, "categories": CATS}
+
+
+@pytest.fixture
+def coco_root(tmp_path: Path) -> Path:
+    """COCO 2014 with TFA's splits in TFA's layout, two novel classes (one name with a space)."""
+    rng = np.random.default_rng(0)
+    split = tmp_path / "cocosplit" / "datasplit"
+    split.mkdir(parents=True)
+    train = _coco(tmp_path, "trainval2014", range(1, 25), rng)
+    (split / "trainvalno5k.json").write_text(json.dumps(train))
+    (split / "5k.json").write_text(json.dumps(_coco(tmp_path, "val2014", range(100, 106), rng)))
+    for (k, name), coco in tfa_kshot(train, [10], 0).items():
+        (tmp_path / "cocosplit" / f"full_box_{k}shot_{name}_trainval.json").write_text(json.dumps(coco))
+    return tmp_path
+
+
+def _real_cfg(root: Path) -> list[str]:
+    return ["preset=smoke", "data.source=real", f"data.root={root}", "data.novel=[cat,dining table]"]
+
+
+def test_real_format_reader(coco_root: Path) -> None:
+    cfg = resolve("reft", _real_cfg(coco_root))
+    dm = FewShotCocoDataModule(cfg)
+    dm.setup()
+    assert dm.class_names == ["person", "car", "cat", "dining table"] and dm.num_base == 2
+    item = dm.test[0]
+    assert item["image"].shape == (3, 64, 64) and item["masks"].shape[1:] == (64, 64)
+    # 40 x 56 scaled to 46 x 64 and padded: the polygon's 14 x 20 box becomes ~16 x 23 pixels.
+    box = item["masks"][0].nonzero()
+    assert 15 <= box[:, 1].max() - box[:, 1].min() + 1 <= 18 and box[:, 0].max() < 46
+    assert all(int(lab) < 2 for i in range(len(dm.base_train)) for lab in dm.base_train[i]["labels"])
+    novel = dm.kshot(10, 0, novel_only=True)
+    labels = torch.cat([novel[i]["labels"] for i in range(len(novel))])
+    assert set(labels.tolist()) == {2, 3}
+    every = dm.kshot(10, 0, novel_only=False)
+    assert {int(x) for i in range(len(every)) for x in every[i]["labels"]} == {0, 1, 2, 3}
+
+
+def test_real_format_end_to_end(bench_run, coco_root: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    code, record = bench_run("reft", "method=reft", "logger=none", *_real_cfg(coco_root))
+    assert code == 0 and record["status"] == "ok", record and record["error"]
+    m = record["metrics"]
+    assert {"test/fsis_k10_nap_segm", "test/gfsis_k10_bap_segm", "test/ifsis_k10_nap_bbox"} <= set(m)
+    assert set(record["artifacts"]) == {"reft/base"}
+    assert (Path(record["config"]["data"]["root"]) / "cocosplit").exists()
+    assert list(tmp_path.glob("runs/**/predictions.png"))
+
+
+def test_bad_inputs(coco_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="data.root is not set"):
+        FewShotCocoDataModule(resolve("reft", ["preset=smoke", "data.source=real", "data.root=null"])).setup()
+    with pytest.raises(BenchError, match="not found"):
+        FewShotCocoDataModule(resolve("reft", _real_cfg(tmp_path / "nowhere"))).setup()
+    with pytest.raises(BenchError, match="not categories"):
+        FewShotCocoDataModule(resolve("reft", [*_real_cfg(coco_root)[:-1], "data.novel=[unicorn]"])).setup()
+    (coco_root / "cocosplit" / "datasplit" / "5k.json").write_text("[1, 2]")
+    with pytest.raises(BenchError, match="not a COCO instances JSON"):
+        FewShotCocoDataModule(resolve("reft", _real_cfg(coco_root))).setup()
+    from bench.tasks.reft.method import FewShotMethod
+
+    cfg = resolve("reft", ["preset=smoke"])
+    cfg["finetune"]["shots"]["fsiss"] = [5]
+    with pytest.raises(BenchError, match="unknown protocols"):
+        FewShotMethod(cfg)
+    with pytest.raises(BenchError, match="no K for any protocol"):
+        FewShotMethod(
+            resolve(
+                "reft",
+                [
+                    "preset=smoke",
+                    "finetune.shots.fsis=[]",
+                    "finetune.shots.gfsis=[]",
+                    "finetune.shots.ifsis=[]",
+                ],
+            )
+        )
+    with pytest.raises(BenchError, match="figure.phase"):
+        FewShotMethod(resolve("reft", ["preset=smoke", "figure.phase=gfsis_k3"]))
+
+
+def test_tfa_sampling_keeps_exactly_k_instances_of_one_class() -> None:
+    anns = [{"id": i, "image_id": i // 2, "category_id": 1 + i % 3} for i in range(60)]
+    cats = [{"id": c, "name": str(c)} for c in (1, 2, 3)]
+    coco = {"images": [{"id": i} for i in range(30)], "annotations": anns, "categories": cats}
+    for (k, name), sub in tfa_kshot(coco, [1, 5], seed=0).items():
+        assert len(sub["annotations"]) == k and {a["category_id"] for a in sub["annotations"]} == {int(name)}
+
+
+def test_masks_from_polygons_and_rle() -> None:
+    from pycocotools import mask as mask_utils
+
+    m = ann_mask([[2, 2, 8, 2, 8, 6, 2, 6]], 10, 12)
+    assert m.shape == (10, 12) and 20 <= m.sum() <= 40
+    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+    assert (ann_mask({"size": rle["size"], "counts": rle["counts"].decode()}, 10, 12) == m).all()
+
+
+def test_split_ap_averages_per_class_ap_over_each_split() -> None:
+    r = {
+        "classes": torch.tensor([0, 1, 3, 4]),
+        "segm_map_per_class": torch.tensor([0.5, -1.0, 0.2, 0.4]),
+        "bbox_map_per_class": torch.tensor([1.0, 0.0, -1.0, -1.0]),
+    }
+    out = split_ap(r, num_base=3, num_classes=5)
+    assert out["bap_segm"] == pytest.approx(50.0) and out["nap_segm"] == pytest.approx(30.0)
+    assert out["bap_bbox"] == pytest.approx(50.0) and np.isnan(out["nap_bbox"])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from bench.tasks.reft.model import FewShotMask2Former
+
+    torch.manual_seed(0)
+    cfg = resolve("reft", ["preset=smoke"])
+    return cfg, FewShotMask2Former(cfg["model"], 5, ("feature", "instance")).eval()
+
+
+def _targets() -> list[dict]:
+    masks = torch.zeros(2, 64, 64, dtype=torch.bool)
+    masks[0, 4:20, 4:20] = True
+    masks[1, 30:60, 10:40] = True
+    return [
+        {"labels": torch.tensor([1, 3]), "masks": masks},
+        {"labels": torch.tensor([3]), "masks": masks[1:]},
+    ]
+
+
+def test_references_start_as_identity_and_then_act(tiny) -> None:
+    cfg, model = tiny
+    images = torch.randn(2, 3, 64, 64)
+    model.update_bank(*model.encode_support(images, _targets()), 0.0)
+    assert model.filled.tolist() == [False, True, False, True, False]
+    plain, refd = model(images, use_refs=False), model(images)
+    assert torch.allclose(plain[0][-1], refd[0][-1], atol=1e-6)
+    for ref in (model.feature_ref, model.instance_ref):
+        torch.nn.init.normal_(ref.attn.out_proj.weight, std=0.5)
+    assert not torch.allclose(plain[0][-1], model(images)[0][-1], atol=1e-3)
+    for ref in (model.feature_ref, model.instance_ref):
+        ref.reset()
+
+
+def test_support_encoding_pools_features_and_counts_instances(tiny) -> None:
+    cfg, model = tiny
+    images = torch.randn(2, 3, 64, 64)
+    centres, squeries, count = model.encode_support(images, _targets())
+    assert count.tolist() == [0, 1, 0, 2, 0]
+    feats = model(images, use_refs=False)[3]
+    # Class 1's centre is the mean of image 0's mask features over its (stride-4) mask.
+    expected = feats[0][:, 1:5, 1:5].mean((1, 2))
+    assert torch.allclose(centres[1], expected, atol=1e-4)
+    assert squeries[3].abs().sum() > 0 and squeries[0].abs().sum() == 0
+    model.update_bank(centres, squeries, count, 0.0)
+    before = model.centres.clone()
+    model.update_bank(centres * 0 + 1, squeries, count.clamp(max=1), 0.9)
+    assert torch.allclose(model.centres[1], 0.9 * before[1] + 0.1, atol=1e-6)
+
+
+def test_base_distillation_vanishes_only_at_the_teacher() -> None:
+    from bench.tasks.reft.method import base_distillation
+
+    cls, masks = torch.randn(1, 2, 4, 6), torch.randn(1, 2, 4, 8, 8)
+    cls[..., 0] += 5  # the teacher is sure about base class 0: the mask term is active
+    teacher = (list(cls), list(masks))
+    same = base_distillation(teacher, teacher, num_base=3)
+    masks_term = torch.nn.functional.binary_cross_entropy_with_logits(masks[-1], masks[-1].sigmoid())
+    assert same == pytest.approx(float(masks_term), rel=1e-4)  # KL part is zero
+    other = (list(torch.randn(1, 2, 4, 6)), list(masks))
+    assert base_distillation(other, teacher, num_base=3) > same
+
+
+@pytest.mark.slow
+def test_cpu_claims(bench_run) -> None:
+    """Seed 0 of the cpu preset: RefT's base AP survives gFSIS and its 10-shot novel AP is not
+    below plain fine-tuning's (the leaderboard judges the seed means)."""
+    code, reft = bench_run("reft", "preset=cpu", "method=reft", "logger=none")
+    assert code == 0 and reft["status"] == "ok", reft and reft["error"]
+    code, ft = bench_run("reft", "preset=cpu", "method=mask2former_ft", "logger=none")
+    assert code == 0 and ft["status"] == "ok"
+    assert reft["claims"]["gfsis_bap_drop"]["holds"], reft["claims"]
+    assert reft["metrics"]["test/fsis_k10_nap_segm"] >= ft["metrics"]["test/fsis_k10_nap_segm"]
