@@ -1,8 +1,10 @@
 """reliant: the published (NIFTY) format on a fixture, its errors, the bundled graphs, the
-Legendre bias term and the fairness gaps."""
+Legendre bias term, the fairness gaps, GraphAKD's adversarial student and the validation choice
+of alpha."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,12 @@ import torch
 
 from bench.config import resolve
 from bench.errors import BenchError
+from bench.tasks.reliant.akd import AKDStudent, EmbD
+from bench.tasks.reliant.alpha import chosen_alpha
 from bench.tasks.reliant.data import FairGraphDataModule
 from bench.tasks.reliant.metrics import GraphMetrics
 from bench.tasks.reliant.model import approx_bias, soft_step, step_coefficients
+from bench.tasks.reliant.teacher import teacher
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +55,12 @@ def test_published_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:
     assert code == 0 and record["status"] == "ok", record["error"]
     assert 0.0 <= record["metrics"]["test/bail/acc"] <= 1.0
     assert 0.0 <= record["metrics"]["test/bail/dsp"] <= 1.0
-    assert set(record["artifacts"]) == {"reliant/teacher_bail_sage"}
+    assert set(record["artifacts"]) == {
+        "reliant/teacher_bail_sage",
+        "reliant/kd_val_akd_bail",
+        "reliant/alpha_akd_sp_bail",
+    }
+    assert record["metrics"]["test/bail/alpha"] in (1.0, 10.0, 100.0, 1000.0)
 
 
 def test_published_format_is_read_as_written(tmp_path: Path) -> None:
@@ -128,3 +138,65 @@ def test_fairness_gaps_by_hand() -> None:
     assert out["dsp"].item() == pytest.approx(2 / 3 - 1 / 3)  # positive rates 2/3 vs 1/3
     assert out["deo"].item() == pytest.approx(1 - 1 / 3)  # TPR 1/1 vs 1/3
     assert out["acc"].item() == pytest.approx(3 / 6)
+
+
+def smoke_graph(name: str = "synthetic"):
+    cfg = resolve("reliant", ["preset=smoke"])
+    dm = FairGraphDataModule(cfg)
+    dm.setup()
+    return cfg, dm.graphs[name]
+
+
+def test_teacher_hands_over_its_hidden_embedding() -> None:
+    cfg, g = smoke_graph()
+    knowledge = teacher(g, "sage", cfg)
+    assert knowledge.emb.shape == (g.num_nodes, cfg["model"]["sage"]["hidden"])
+    with torch.no_grad():
+        assert torch.allclose(knowledge.net.embed(g.features(), g.edge_index), knowledge.emb, atol=1e-5)
+        assert torch.allclose(knowledge.net(g.features(), g.edge_index), knowledge.logits, atol=1e-5)
+
+
+def test_local_discriminator_scores_each_edge_by_hand() -> None:
+    d = EmbD(3)
+    d.d.data = torch.tensor([1.0, 2.0, 0.0])
+    emb = torch.tensor([[3.0, 4.0, 0.0], [0.0, 1.0, 5.0]])
+    score = d.local(emb, torch.tensor([[0, 1], [1, 1]]))
+    # normalised rows (.6, .8, 0) and (0, 1, 5)/sqrt(26); d-weighted dots, times the scale 0.5
+    expected = torch.tensor([0.8 * 2 / 26**0.5, 2 / 26], dtype=torch.float) * 0.5
+    assert torch.allclose(score, expected, atol=1e-6)
+
+
+def test_akd_student_trains_against_its_discriminators() -> None:
+    cfg, g = smoke_graph()
+    torch.manual_seed(0)
+    m = AKDStudent(cfg, "akd", "sp", alpha=10.0)
+    m.plain = {g.name: g}
+    m.setup("fit")
+    assert m.student_nodes(g.name).sum() == len(g.train) and m.proxy_nodes(g.name).all()
+    before = [
+        p.detach().clone()
+        for p in (*m.discriminators.parameters(), *m.students.parameters(), *m.proxies.parameters())
+    ]
+    opts = m.configure_optimizers()
+    assert len(opts) == 3 and opts[0].param_groups[0]["lr"] == pytest.approx(
+        cfg["optim"]["akd"]["lr"] * cfg["optim"]["akd"]["student_lr_scale"]
+    )
+    for epoch in range(3):
+        m.epoch(epoch, opts)
+    after = [*m.discriminators.parameters(), *m.students.parameters(), *m.proxies.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert m.best[g.name][0] < 0  # minus a validation cross-entropy
+
+
+def test_alpha_is_chosen_on_validation_only_and_cached(tmp_path: Path) -> None:
+    cfg, g = smoke_graph()
+    alpha = chosen_alpha(AKDStudent, cfg, "akd", "sp", g)
+    assert alpha in cfg["model"]["alpha_search"]["grid"]
+    (stage,) = (tmp_path / "cache" / "reliant").glob("alpha_akd_sp_synthetic/*/result.json")
+    result = json.loads(stage.read_text())
+    assert set(result["trials"]) == {str(a) for a in cfg["model"]["alpha_search"]["grid"]}
+    ok = [a for a, m in result["trials"].items() if m["auc"] >= result["reference"]["auc"] - 0.03]
+    assert not ok or result["trials"][str(alpha)]["dsp"] == min(result["trials"][a]["dsp"] for a in ok)
+    g.y[g.test] = 1 - g.y[g.test]  # test labels are never read: scrambling them changes nothing
+    stage.parent.parent.rename(tmp_path / "moved")
+    assert chosen_alpha(AKDStudent, cfg, "akd", "sp", g) == alpha

@@ -12,6 +12,7 @@ from torch import nn
 from bench.errors import BenchError
 from bench.method import BenchMethod
 from bench.tasks.reliant import model as models
+from bench.tasks.reliant.alpha import chosen_alpha
 from bench.tasks.reliant.metrics import GraphMetrics
 from bench.tasks.reliant.teacher import teacher
 
@@ -59,7 +60,8 @@ class Teacher(GraphMethod):
     def setup(self, stage: str) -> None:
         for name, g in self.graphs().items():
             if name not in self.nets:
-                self.nets[name], self.soft[name] = teacher(g, self.arch, self.cfg)
+                knowledge = teacher(g, self.arch, self.cfg)
+                self.nets[name], self.soft[name] = knowledge.net, knowledge.probs
 
     @torch.no_grad()
     def probs(self, name: str) -> torch.Tensor:
@@ -68,34 +70,56 @@ class Teacher(GraphMethod):
 
 class Student(GraphMethod):
     """A student of the ``framework``'s architecture distilled from its teacher's soft labels:
-    L2 between the student's softmax and the teacher's on the non-training nodes (plus
-    ``label_weight`` x cross-entropy on the training labels).
+    L2 between the student's softmax and the teacher's on the non-training nodes (CPF's loss;
+    plus ``label_weight`` x cross-entropy on the training labels).
 
     ``objective`` sp | eo adds RELIANT: the two sensitive columns become a learnable per-node
-    2-d proxy. Each step (1) updates the student on [X, mean(proxy)] with loss + alpha x approximated
-    bias, then (2) updates only the proxy on [X, proxy] to maximize alpha x approximated bias. The EO
-    bias is restricted to nodes with label 1. At test time the proxy is its mean."""
+    2-d proxy. Each epoch (1) updates the student on [X, mean(proxy)] with loss + alpha x
+    approximated bias, then (2) updates only the proxy on [X, proxy] to maximize alpha x
+    approximated bias. The EO bias is restricted to nodes with label 1. At test time the proxy is
+    its mean. ``alpha`` (per graph) is the framework's number, or chosen on validation
+    (``bench.tasks.reliant.alpha``) when the framework says ``alpha: val``."""
 
-    def __init__(self, cfg: dict, framework: str, objective: str | None = None) -> None:
+    strict = False  # model selection: ties of the validation score go to the later epoch (CPF)
+
+    def __init__(self, cfg: dict, framework: str, objective: str | None = None, alpha: float | None = None):
         super().__init__(cfg)
         frameworks = cfg["model"]["frameworks"]
         if framework not in frameworks:
             raise BenchError(f"no framework {framework!r} in model.frameworks: have {', '.join(frameworks)}")
-        self.fw, self.objective = frameworks[framework], objective
+        self.framework, self.fw, self.objective = framework, frameworks[framework], objective
+        self.fixed_alpha = alpha
         self.automatic_optimization = False
         self.students = nn.ModuleDict()
         self.proxies = nn.ParameterDict()
+        self.alphas: dict[str, float] = {}
         self.best: dict[str, tuple[float, dict, torch.Tensor | None]] = {}
+        self.plain: dict | None = None  # graphs of a run outside a Trainer (the alpha search)
+
+    def graphs(self) -> dict:
+        return self.plain if self.plain is not None else super().graphs()
 
     def setup(self, stage: str) -> None:
         for name, g in self.graphs().items():
             if name in self.students:
                 continue
-            _, soft = teacher(g, self.fw["teacher"], self.cfg)
-            self.register_buffer(f"soft_{name}", soft, persistent=False)
+            knowledge = teacher(g, self.fw["teacher"], self.cfg)
+            self.register_buffer(f"soft_{name}", knowledge.probs, persistent=False)
+            self.learn_from(name, g, knowledge)
             self.students[name] = models.build(self.fw["student"], g.x.shape[1] + 2, self.cfg["model"], g)
             if self.objective:
                 self.proxies[name] = nn.Parameter(torch.rand(g.num_nodes, 2))
+                self.alphas[name] = self.alpha(name, g)
+
+    def learn_from(self, name: str, g, knowledge) -> None:
+        """Keep what the student needs of the teacher beyond its soft labels (none here)."""
+
+    def alpha(self, name: str, g) -> float:
+        if self.fixed_alpha is not None:
+            return self.fixed_alpha
+        if self.fw["alpha"] == "val":
+            return chosen_alpha(type(self), self.cfg, self.framework, self.objective, g)
+        return float(self.fw["alpha"])
 
     def configure_optimizers(self):
         s = self.cfg["optim"]["student"]
@@ -106,6 +130,9 @@ class Student(GraphMethod):
             )
         return opts
 
+    def backprop(self, loss: torch.Tensor) -> None:
+        self.manual_backward(loss) if self._trainer is not None else loss.backward()
+
     def inputs(self, name: str, per_node: bool = False) -> torch.Tensor:
         g = self.graphs()[name]
         if not self.objective:
@@ -113,75 +140,105 @@ class Student(GraphMethod):
         proxy = self.proxies[name] if per_node else self.proxies[name].detach().mean(0).expand(g.num_nodes, 2)
         return torch.cat([g.x, proxy], 1)
 
-    def non_train(self, name: str) -> torch.Tensor:
+    def mask(self, name: str, train: bool) -> torch.Tensor:
+        """The training nodes (``train``) or the others, as a boolean mask."""
         g = self.graphs()[name]
-        mask = torch.ones(g.num_nodes, dtype=torch.bool, device=self.device)
-        mask[g.train] = False
-        return mask
+        mask = torch.zeros(g.num_nodes, dtype=torch.bool, device=self.device)
+        mask[g.train] = True
+        return mask if train else ~mask
 
-    def bias_nodes(self, name: str) -> torch.Tensor:
-        """Nodes of the bias term: the non-training nodes (EO: those with label 1, the label being the
-        teacher's prediction unless ``model.eo_labels=true``)."""
-        g, soft = self.graphs()[name], getattr(self, f"soft_{name}")
-        mask = self.non_train(name)
+    def student_nodes(self, name: str) -> torch.Tensor:
+        """Nodes of the bias term in the student's step (CPF: the non-training nodes)."""
+        return self.mask(name, train=False)
+
+    proxy_nodes = student_nodes  # ... and in the proxy's step
+
+    def bias(self, name: str, logits: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """alpha x the approximated bias over ``nodes`` (EO: those with label 1; the label is the true
+        one on training nodes, elsewhere the teacher's prediction unless ``model.eo_labels=true``)."""
+        g = self.graphs()[name]
         if self.objective == "eo":
-            y = g.y if self.cfg["model"]["eo_labels"] == "true" else soft.argmax(1)
-            mask &= y == 1
-        return mask
+            y = g.y
+            if self.cfg["model"]["eo_labels"] == "teacher":
+                y = torch.where(self.mask(name, train=True), g.y, getattr(self, f"soft_{name}").argmax(1))
+            nodes = nodes & (y == 1)
+        bias = models.approx_bias(
+            logits[nodes].softmax(1), g.sens[nodes], self.cfg["model"]["legendre_degree"]
+        )
+        return self.alphas[name] * bias
 
-    def bias(self, name: str, logits: torch.Tensor) -> torch.Tensor:
-        nodes = self.bias_nodes(name)
-        sens = self.graphs()[name].sens[nodes]
-        return models.approx_bias(logits[nodes].softmax(1), sens, self.cfg["model"]["legendre_degree"])
+    def distill_loss(self, name: str, logits: torch.Tensor) -> torch.Tensor:
+        g, soft = self.graphs()[name], getattr(self, f"soft_{name}")
+        rest = self.mask(name, train=False)
+        loss = (logits[rest].softmax(1) - soft[rest]).square().sum(1).mean()
+        if self.fw["label_weight"]:
+            loss = loss + self.fw["label_weight"] * F.cross_entropy(logits[g.train], g.y[g.train])
+        return loss
+
+    def epoch(self, epoch: int, opts: list) -> torch.Tensor:
+        """One full-batch epoch over every graph: the student's step, the proxy's, model selection."""
+        total = 0.0
+        for name, net in self.students.items():
+            net.train()
+            logits = net(self.inputs(name), self.graphs()[name].edge_index)
+            loss = self.distill_loss(name, logits)
+            if self.objective:
+                loss = loss + self.bias(name, logits, self.student_nodes(name))
+            total = total + loss
+        opts[0].zero_grad()
+        self.backprop(total)
+        opts[0].step()
+        if self.objective:
+            self.proxy_step(opts[-1])
+        self.select()
+        return total.detach()
+
+    def proxy_step(self, opt) -> None:
+        """Update only the proxy on [X, proxy] to maximize alpha x the approximated bias."""
+        adversary = sum(
+            -self.bias(
+                name,
+                net(self.inputs(name, per_node=True), self.graphs()[name].edge_index),
+                self.proxy_nodes(name),
+            )
+            for name, net in self.students.items()
+        )
+        opt.zero_grad()
+        self.backprop(adversary)
+        opt.step()
 
     def training_step(self, batch, batch_idx):
         opts = self.optimizers()
-        opts = opts if isinstance(opts, list) else [opts]
-        alpha = self.fw["alpha"]
-        total = 0.0
-        for name, net in self.students.items():
-            g, soft = self.graphs()[name], getattr(self, f"soft_{name}")
-            net.train()
-            logits = net(self.inputs(name), g.edge_index)
-            rest = self.non_train(name)
-            loss = (logits[rest].softmax(1) - soft[rest]).square().sum(1).mean()
-            if self.fw["label_weight"]:
-                loss = loss + self.fw["label_weight"] * F.cross_entropy(logits[g.train], g.y[g.train])
-            if self.objective:
-                loss = loss + alpha * self.bias(name, logits)
-            total = total + loss
-        opts[0].zero_grad()
-        self.manual_backward(total)
-        opts[0].step()
-        if self.objective:
-            adversary = sum(
-                -alpha
-                * self.bias(name, net(self.inputs(name, per_node=True), self.graphs()[name].edge_index))
-                for name, net in self.students.items()
-            )
-            opts[1].zero_grad()
-            self.manual_backward(adversary)
-            opts[1].step()
-        self.select()
-        self.log("train/loss", total.detach(), prog_bar=True, batch_size=1)
-        return total.detach()
+        loss = self.epoch(int(batch), opts if isinstance(opts, list) else [opts])
+        self.log("train/loss", loss, prog_bar=True, batch_size=1)
+        return loss
+
+    def score(self, name: str, logits: torch.Tensor) -> float:
+        """The validation score model selection maximizes: accuracy (CPF)."""
+        g = self.graphs()[name]
+        return (logits[g.val].argmax(1) == g.y[g.val]).float().mean().item()
 
     @torch.no_grad()
     def select(self) -> None:
-        """Keep each student's state of best validation accuracy (ties: the later), as the official code."""
+        """Keep each student's state (and proxy) of best validation score, as the official code."""
         for name, net in self.students.items():
-            g = self.graphs()[name]
             net.eval()
-            acc = (net(self.inputs(name), g.edge_index)[g.val].argmax(1) == g.y[g.val]).float().mean().item()
-            if name not in self.best or acc >= self.best[name][0]:
+            score = self.score(name, net(self.inputs(name), self.graphs()[name].edge_index))
+            best = self.best.get(name, (-float("inf"),))[0]
+            if score > best or (score == best and not self.strict):
                 proxy = self.proxies[name].detach().clone() if self.objective else None
-                self.best[name] = (acc, copy.deepcopy(net.state_dict()), proxy)
+                self.best[name] = (score, copy.deepcopy(net.state_dict()), proxy)
 
     def on_train_end(self) -> None:
         for name, (_, state, proxy) in self.best.items():
             self.students[name].load_state_dict(state)
             if proxy is not None:
                 self.proxies[name].data.copy_(proxy)
+
+    def test_step(self, batch, batch_idx):
+        super().test_step(batch, batch_idx)
+        if self.alphas:
+            self.log_dict({f"test/{name}/alpha": a for name, a in self.alphas.items()}, batch_size=1)
 
     @torch.no_grad()
     def probs(self, name: str) -> torch.Tensor:

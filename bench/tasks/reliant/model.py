@@ -1,5 +1,6 @@
-"""Teachers and students (torch-geometric): GCN, GraphSAGE, CPF's PLP student, an MLP; and the
-degree-n Legendre approximation of the step function that makes RELIANT's bias term differentiable."""
+"""Teachers and students (torch-geometric): GCN, GraphSAGE, CPF's PLP student, GraphAKD's SGC
+student, an MLP; and the degree-n Legendre approximation of the step function that makes RELIANT's
+bias term differentiable."""
 
 from __future__ import annotations
 
@@ -10,23 +11,36 @@ import torch
 import torch.nn.functional as F
 from numpy.polynomial import legendre
 from torch import nn
-from torch_geometric.nn import GCNConv, SAGEConv
+from torch_geometric.nn import GCNConv, SAGEConv, SGConv
 from torch_geometric.utils import add_self_loops, softmax
 
 
-class GCN(nn.Module):
-    """Two graph convolutions (Kipf & Welling), ReLU and dropout between them."""
+class TwoLayer(nn.Module):
+    """Two graph convolutions, ReLU and dropout between them. ``embed`` is the first layer's output
+    before the activation: the hidden embedding a teacher hands to GraphAKD (as CPF's teachers
+    keep it)."""
+
+    conv1: nn.Module
+    conv2: nn.Module
+    dropout: float
+
+    def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        return self.conv1(x, edge_index)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(F.relu(self.embed(x, edge_index)), self.dropout, self.training)
+        return self.conv2(x, edge_index)
+
+
+class GCN(TwoLayer):
+    """Two graph convolutions (Kipf & Welling)."""
 
     def __init__(self, in_dim: int, hidden: int, dropout: float, out_dim: int = 2) -> None:
         super().__init__()
         self.conv1, self.conv2, self.dropout = GCNConv(in_dim, hidden), GCNConv(hidden, out_dim), dropout
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(F.relu(self.conv1(x, edge_index)), self.dropout, self.training)
-        return self.conv2(x, edge_index)
 
-
-class SAGE(nn.Module):
+class SAGE(TwoLayer):
     """Two GraphSAGE convolutions with the given aggregator."""
 
     def __init__(self, in_dim: int, hidden: int, dropout: float, aggr: str, out_dim: int = 2) -> None:
@@ -34,9 +48,29 @@ class SAGE(nn.Module):
         self.conv1, self.conv2 = SAGEConv(in_dim, hidden, aggr=aggr), SAGEConv(hidden, out_dim, aggr=aggr)
         self.dropout = dropout
 
+
+class SGC(nn.Module):
+    """GraphAKD's student: three simplified graph convolutions (propagate K times, then linear),
+    sizes in -> hidden -> hidden -> classes with K = 1, ``hops``, 1; ReLU after the first two and
+    dropout before the second and third. ``embed`` is the hidden embedding after the second (the
+    one GraphAKD's embedding discriminators judge)."""
+
+    def __init__(self, in_dim: int, hidden: int, hops: int, dropout: float, out_dim: int = 2) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [SGConv(in_dim, hidden, K=1), SGConv(hidden, hidden, K=hops), SGConv(hidden, out_dim, K=1)]
+        )
+        self.dropout = dropout
+
+    def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        x = F.dropout(F.relu(self.convs[0](x, edge_index)), self.dropout, self.training)
+        return F.relu(self.convs[1](x, edge_index))
+
+    def head(self, emb: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        return self.convs[2](F.dropout(emb, self.dropout, self.training), edge_index)
+
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        x = F.dropout(F.relu(self.conv1(x, edge_index)), self.dropout, self.training)
-        return self.conv2(x, edge_index)
+        return self.head(self.embed(x, edge_index), edge_index)
 
 
 class MLP(nn.Module):
@@ -112,12 +146,14 @@ class PLP(nn.Module):
 
 
 def build(arch: str, in_dim: int, m: dict, graph=None) -> nn.Module:
-    """``arch`` in gcn | sage | plp | mlp with its options ``m[arch]``."""
+    """``arch`` in gcn | sage | sgc | plp | mlp with its options ``m[arch]``."""
     o = m[arch]
     if arch == "gcn":
         return GCN(in_dim, o["hidden"], o["dropout"])
     if arch == "sage":
         return SAGE(in_dim, o["hidden"], o["dropout"], o["aggr"])
+    if arch == "sgc":
+        return SGC(in_dim, o["hidden"], o["hops"], o["dropout"])
     if arch == "mlp":
         return MLP(in_dim, o["hidden"], o["dropout"])
     if arch == "plp":

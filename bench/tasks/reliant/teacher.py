@@ -1,9 +1,11 @@
 """The teacher: a GNN trained on the labels once per (graph, architecture, options) and shared by
-every student method and seed through ``bench.artifacts.cached``."""
+every student method and seed through ``bench.artifacts.cached``, with the knowledge students
+distill: its logits, soft labels and hidden embedding on every node."""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +15,22 @@ from bench.artifacts import cached
 from bench.tasks.reliant import model as models
 from bench.tasks.reliant.graphs import FairGraph
 
+# 2: the teacher also keeps its logits and hidden embedding (GraphAKD's discriminators judge them).
+VERSION = 2
 
-def train_teacher(graph: FairGraph, arch: str, cfg: dict) -> tuple[nn.Module, torch.Tensor]:
+
+@dataclass
+class Knowledge:
+    net: nn.Module
+    logits: torch.Tensor  # (N, 2)
+    emb: torch.Tensor  # (N, hidden): the first layer's output before its activation
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.softmax(1)
+
+
+def train_teacher(graph: FairGraph, arch: str, cfg: dict) -> nn.Module:
     """Cross-entropy on the training nodes, Adam, the state with the best validation accuracy."""
     t = cfg["optim"]["teacher"]
     torch.manual_seed(t["seed"])
@@ -34,14 +50,11 @@ def train_teacher(graph: FairGraph, arch: str, cfg: dict) -> tuple[nn.Module, to
         if acc >= best:
             best, state = acc, copy.deepcopy(net.state_dict())
     net.load_state_dict(state)
-    net.eval()
-    with torch.no_grad():
-        probs = net(x, ei).softmax(1)
-    return net, probs
+    return net.eval()
 
 
-def teacher(graph: FairGraph, arch: str, cfg: dict) -> tuple[nn.Module, torch.Tensor]:
-    """The cached teacher of ``graph``: (the trained network, its soft labels on every node)."""
+def teacher(graph: FairGraph, arch: str, cfg: dict) -> Knowledge:
+    """The cached teacher of ``graph`` and its knowledge on every node."""
     data = {k: v for k, v in cfg["data"].items() if k != "datasets"}
     sub = {
         "graph": graph.name,
@@ -52,10 +65,14 @@ def teacher(graph: FairGraph, arch: str, cfg: dict) -> tuple[nn.Module, torch.Te
     }
 
     def build(folder) -> None:
-        net, probs = train_teacher(graph, arch, cfg)
-        torch.save({"state": net.state_dict(), "probs": probs}, folder / "teacher.pt")
+        net = train_teacher(graph, arch, cfg)
+        x, ei = graph.features(), graph.edge_index
+        with torch.no_grad():
+            logits, emb = net(x, ei), net.embed(x, ei)
+        torch.save({"state": net.state_dict(), "logits": logits, "emb": emb}, folder / "teacher.pt")
 
-    saved = torch.load(cached("reliant", f"teacher_{graph.name}_{arch}", sub, build) / "teacher.pt")
+    folder = cached("reliant", f"teacher_{graph.name}_{arch}", sub, build, version=VERSION)
+    saved = torch.load(folder / "teacher.pt")
     net = models.build(arch, graph.x.shape[1] + 2, cfg["model"], graph)
     net.load_state_dict(saved["state"])
-    return net.eval(), saved["probs"]
+    return Knowledge(net.eval(), saved["logits"], saved["emb"])

@@ -1,0 +1,94 @@
+"""RELIANT's alpha chosen on validation, once per (framework, objective, graph) and cached so that
+every seed shares it.
+
+The official code fixes alpha per command line and tunes the student's other hyper-parameters with
+optuna on validation accuracy (CPF's ``hypersearch.py``). Validation accuracy alone always prefers
+the weakest debiasing, so the choice here is the constrained one: among ``model.alpha_search.grid``,
+the alpha whose student has the smallest targeted gap on the validation nodes (dSP for sp, dEO for
+eo) while its validation utility (AUC for sp, accuracy for eo) stays within ``tolerance`` of the
+vanilla-KD student's; the smallest alpha if none does. Test nodes are never read.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from contextlib import contextmanager
+
+import torch
+
+from bench.artifacts import cache_root, cached
+from bench.tasks.reliant.graphs import FairGraph
+from bench.tasks.reliant.metrics import GraphMetrics
+
+UTILITY = {"sp": ("auc", "dsp"), "eo": ("acc", "deo")}
+
+
+@contextmanager
+def locked(stage: str):
+    """One builder per stage at a time: concurrent seeds wait for the first one's result."""
+    path = cache_root() / "reliant" / f".{stage}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def validation(cls, cfg: dict, framework: str, objective: str | None, alpha: float | None, g: FairGraph):
+    """Train ``cls``'s student on ``g`` alone at the search seed, outside a Trainer, and return its
+    validation metrics."""
+    with torch.random.fork_rng(devices=[]):  # the calling run's random stream is left as it was
+        torch.manual_seed(cfg["model"]["alpha_search"]["seed"])
+        method = cls(cfg, framework, objective, alpha=alpha)
+        method.plain = {g.name: g}
+        method.setup("fit")
+        opts = method.configure_optimizers()
+        for epoch in range(cfg["optim"]["epochs"]):
+            method.epoch(epoch, opts)
+        method.on_train_end()
+        prob = method.probs(g.name)[g.val, 1]
+    return {k: float(v) for k, v in GraphMetrics()(prob, g.y[g.val], g.sens[g.val]).items()}
+
+
+def search_config(cfg: dict, framework: str, g: FairGraph) -> dict:
+    return {
+        "graph": g.name,
+        "framework": framework,
+        "data": {k: v for k, v in cfg["data"].items() if k != "datasets"},
+        "model": cfg["model"],
+        "optim": cfg["optim"],
+    }
+
+
+def stored(stage: str, sub: dict, compute) -> dict:
+    """``compute()``'s json result, cached under ``stage`` and built by one process at a time."""
+
+    def build(folder) -> None:
+        (folder / "result.json").write_text(json.dumps(compute()))
+
+    with locked(stage):
+        return json.loads((cached("reliant", stage, sub, build) / "result.json").read_text())
+
+
+def chosen_alpha(cls, cfg: dict, framework: str, objective: str, g: FairGraph) -> float:
+    search = cfg["model"]["alpha_search"]
+    utility, gap = UTILITY[objective]
+    sub = search_config(cfg, framework, g)
+    reference = stored(
+        f"kd_val_{framework}_{g.name}", sub, lambda: validation(cls, cfg, framework, None, None, g)
+    )
+
+    def compute() -> dict:
+        trials = {str(a): validation(cls, cfg, framework, objective, float(a), g) for a in search["grid"]}
+        ok = [
+            a for a, m in trials.items() if m[utility] >= reference[utility] - search["tolerance"][objective]
+        ]
+        best = min(ok, key=lambda a: trials[a][gap]) if ok else min(trials, key=float)
+        return {"alpha": float(best), "reference": reference, "trials": trials}
+
+    return stored(f"alpha_{framework}_{objective}_{g.name}", {**sub, "objective": objective}, compute)[
+        "alpha"
+    ]
