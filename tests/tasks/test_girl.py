@@ -5,6 +5,7 @@ configs, and a few HalfCheetah steps of the paper-preset env (skipped without Mu
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import numpy as np
 import pytest
@@ -120,3 +121,17 @@ def test_halfcheetah_env_steps_with_the_velocity_reward() -> None:
     obs, r = fam.train.step(a)
     # With zero action the cheetah barely moves: reward ~ -|v_goal| (0.5 and -1.0).
     assert obs.shape == (2, 2, 17) and torch.allclose(r[:, 0], torch.tensor([-0.5, -1.0]), atol=0.3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs gymnasium[mujoco]")
+def test_paper_preset_runs_girl_on_halfcheetah_end_to_end(bench_run) -> None:
+    """The paper preset's whole pipeline (PSRO rounds, MAML oracle, R-PRD, few-shot test) on the
+    MuJoCo family, shrunk to a few steps: a record with finite returns and the run claims."""
+    tiny = ["optim.horizon=5", "optim.meta_steps=8", "optim.episodes=2", "optim.adapt_budget=8"]
+    tiny += ["optim.eval_episodes=2", "game.steps=10", "eval.episodes=2", "eval.repeats=1"]
+    tiny += ["checks.steps=200"]
+    code, record = bench_run("girl", "method=girl", "preset=paper", "logger=none", *tiny)
+    assert code == 0 and record["status"] == "ok", record and record["error"]
+    assert record["config"]["data"]["source"] == "cheetah"
+    assert all(math.isfinite(v) for v in record["metrics"].values())
+    assert {"rprd_in_ball", "rprd_eps0_is_p0"} <= set(record["claims"])
