@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from collections import defaultdict
 from dataclasses import asdict
@@ -31,8 +32,8 @@ def _problem(root: Path, path: Path, rec: dict | records.RecordError) -> str | N
 
 
 def collect(task: str | None, sources: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
-    """``ok`` records by task, one per (config hash, seed): the latest wins; and one line per
-    record file that was skipped, naming it and saying why."""
+    """``ok`` records by task, one per (config hash, seed): the latest wins, with its run
+    ``folder``; and one line per record file that was skipped, naming it and saying why."""
     latest: dict[tuple, dict] = {}
     skipped = []
     for root in [runs_root(), *sources]:
@@ -42,7 +43,7 @@ def collect(task: str | None, sources: list[Path]) -> tuple[dict[str, list[dict]
             elif rec["status"] == "ok":
                 key = (rec["task"], rec["config_hash"], rec["seed"])
                 if key not in latest or rec["finished"] > latest[key]["finished"]:
-                    latest[key] = rec
+                    latest[key] = {**rec, "folder": path.parent}
     by_task = defaultdict(list)
     for rec in latest.values():
         by_task[rec["task"]].append(rec)
@@ -107,6 +108,24 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
     }
 
 
+def copy_figures(board: dict, recs: list[dict], site: Path) -> dict[str, list[dict]]:
+    """The task's declared run figures, per preset and method those of the lowest seed, copied
+    into ``site`` as ``<task>-<preset>-<method>-<file>``: {preset: [{file, method, seed}]}."""
+    names = get_task(board["task"]).figures
+    out = {}
+    for preset, table in board["presets"].items():
+        shown = []
+        for method, row in table.items():
+            rec = min((r for r in recs if r["config_hash"] == row["config_hash"]), key=lambda r: r["seed"])
+            for name in names:
+                if (rec["folder"] / name).is_file():
+                    target = f"{board['task']}-{preset}-{method}-{name.replace('/', '-')}"
+                    shutil.copyfile(rec["folder"] / name, site / target)
+                    shown.append({"file": target, "method": method, "seed": rec["seed"]})
+        out[preset] = shown
+    return out
+
+
 def _compare_to_best(table: dict, higher_is_better: bool) -> None:
     """Each row's paired comparison with the best method on the seeds both ran: mean difference
     and the two-sided p-value of a paired t-test (None with fewer than two shared seeds)."""
@@ -166,6 +185,7 @@ def publish(task: str | None, sources: list[Path], out: Path) -> tuple[list[Path
     by_task, skipped = collect(task, sources)
     for name, recs in sorted(by_task.items()):
         board = aggregate(name, recs)
+        board["figures"] = copy_figures(board, recs, site)
         images = plots.plot_board(board, site)
         files = {
             out / f"{name}.json": json.dumps(board, indent=1, sort_keys=True),

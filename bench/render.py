@@ -108,6 +108,7 @@ def markdown(board: dict) -> str:
             f"## preset `{s.preset}`",
             "",
             *_md_table(s.header, s.rows),
+            *_md_figures(board.get("figures", {}).get(s.preset, [])),
             "",
             "### claims",
             "",
@@ -140,8 +141,19 @@ for (const table of document.querySelectorAll("table.sortable")) {
 _CSS = (
     "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;"
     "margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em}th{cursor:pointer;background:#eee}"
-    "img{max-width:48%;margin:.5em}"
+    "img{max-width:48%;margin:.5em}figure{display:inline-block;max-width:48%;margin:.5em}"
+    "figure img{max-width:100%;margin:0}"
 )
+
+
+def _caption(fig: dict) -> str:
+    return f"{fig['method']} (seed {fig['seed']})"
+
+
+def _md_figures(figures: list[dict]) -> list[str]:
+    if not figures:
+        return []
+    return ["", "### figures", "", *(f"![{_caption(f)}](site/{f['file']})" for f in figures)]
 
 
 def _html_table(header: list[str], rows: list[list[str]], sortable: bool = True) -> str:
@@ -178,6 +190,11 @@ def task_page(board: dict, images: dict[str, list[str]]) -> str:
             f"<h2>preset {e(s.preset)}</h2>",
             _html_table(s.header, s.rows),
             *(f'<img src="{e(name)}" alt="{e(name)}">' for name in images.get(s.preset, [])),
+            *(
+                f'<figure><img src="{e(f["file"])}" alt="{e(f["file"])}"><figcaption>{e(_caption(f))}'
+                "</figcaption></figure>"
+                for f in board.get("figures", {}).get(s.preset, [])
+            ),
             "<h3>claims</h3>",
             _html_table(["claim", "verdict", "value", "bound"], s.claims),
             "<h3>provenance</h3>",

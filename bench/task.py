@@ -84,6 +84,9 @@ class Task:
     curve: tuple[str, str] | None = None
     # Metrics measured over a swept setting (concurrency, shots, epochs of evidence), as lines.
     series: tuple[Series, ...] = ()
+    # Files a run writes into its folder (predicted masks, rollouts) that the task's page shows:
+    # per preset and method, those of the lowest seed.
+    figures: tuple[str, ...] = ()
     version: int = 1
 
     def method(self, name: str) -> Method:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -78,3 +79,24 @@ def test_series_plots_a_line_per_method_relative_to_over(tmp_path: Path) -> None
     assert lines == {"async": [2.0, 10.0]}  # sync / async; "none" has no points, sync is the reference
     board["series"] = [series | {"over": None, "log_x": False, "metric": "missing_{x}"}]
     assert plots.plot_board(board, tmp_path) == {"cpu": []}
+
+
+def test_publish_shows_each_methods_lowest_seed_figures(runs_dir: Path, tmp_path: Path) -> None:
+    import bench.leaderboard as lb
+    from bench.registry import get_task
+
+    task = get_task("emo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lb, "get_task", lambda name: dataclasses.replace(task, figures=("grid.png",)))
+        for seed in (1, 0):
+            put(runs_dir / "emo", "emo_1m", seed, 0.8)
+        put(runs_dir / "emo", "emo_5m", 0, 0.9)  # wrote no figure
+        for seed, folder in enumerate(sorted((runs_dir / "emo" / "emo_1m").iterdir())):
+            (folder / "grid.png").write_bytes(b"seed %d" % seed)
+        publish("emo", [], tmp_path / "boards")
+
+    site = tmp_path / "boards" / "site"
+    assert (site / "emo-cpu-emo_1m-grid.png").read_bytes() == b"seed 0"
+    assert not list(site.glob("emo-cpu-emo_5m-*"))
+    assert "emo_1m (seed 0)" in (site / "emo.html").read_text()
+    assert "![emo_1m (seed 0)](site/emo-cpu-emo_1m-grid.png)" in (tmp_path / "boards" / "emo.md").read_text()

@@ -61,5 +61,6 @@ TASK = Task(
     ),
     reported={"doorping": {"test/asr": 1.0}},
     reported_note="the paper's abstract: DOORPING ASR close to 1.0 in all cases (tables not transcribed)",
+    figures=("distilled.png",),
     version=2,
 )
