@@ -15,7 +15,7 @@ from PIL import Image
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.reft.data import FewShotCocoDataModule, ann_mask
-from bench.tasks.reft.evaluate import split_ap
+from bench.tasks.reft.evaluate import draw, split_ap
 from bench.tasks.reft.scenes import tfa_kshot
 
 CATS = [
@@ -157,6 +157,16 @@ def test_split_ap_averages_per_class_ap_over_each_split() -> None:
     out = split_ap(r, num_base=3, num_classes=5)
     assert out["bap_segm"] == pytest.approx(50.0) and out["nap_segm"] == pytest.approx(30.0)
     assert out["bap_bbox"] == pytest.approx(50.0) and np.isnan(out["nap_bbox"])
+
+
+def test_figure_draws_confident_masks(tmp_path: Path) -> None:
+    """A prediction above ``figure.score`` is overlaid and labelled (the weak smoke model has none)."""
+    d = resolve("reft", ["preset=smoke"])["data"]
+    masks = torch.zeros(2, 64, 64, dtype=torch.bool)
+    masks[0, 4:20, 4:20], masks[1, 30:60, 10:40] = True, True
+    pred = {"masks": masks, "labels": torch.tensor([0, 1]), "scores": torch.tensor([0.9, 0.1])}
+    draw(tmp_path / "p.png", torch.zeros(1, 3, 64, 64), [pred], ["a", "b"], d, thr=0.3)
+    assert (tmp_path / "p.png").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")

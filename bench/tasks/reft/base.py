@@ -31,20 +31,24 @@ def chunks(ds: Instances, size: int, device: torch.device):
         yield on(device, *collate([ds[j] for j in range(i, min(i + size, len(ds)))]))
 
 
-def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator, extra=None) -> float:
-    """``steps`` AdamW steps of Mask2Former's loss (+ ``extra(images, targets, out)``) on batches
-    drawn from ``ds``, linear decay to zero, Mask2Former's grad-norm clipping; images per second."""
+def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator) -> float:
+    """``steps`` AdamW steps of Mask2Former's loss on batches drawn from ``ds``: linear warm-up
+    over ``o["warmup"]`` steps, then linear decay to zero; Mask2Former's grad-norm clipping.
+    Returns images per second."""
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     opt = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
+    warm = o["warmup"]
+
+    def factor(s: int) -> float:
+        return min(1.0, (s + 1) / warm if warm else 1.0) * (1 - s / steps)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     model.train()
     t0 = time.perf_counter()
     for _ in range(steps):
         images, targets = draw_batch(ds, o["batch_size"], gen, device)
         loss = sum(model.loss(images, targets).values())
-        if extra is not None:
-            loss = loss + extra(images, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, o["clip"])

@@ -60,7 +60,7 @@ def draw(path: Path, images: torch.Tensor, preds: list[dict], names: list[str], 
                 continue
             colour = colours(j % 20)
             overlay = torch.zeros(*m.shape, 4)
-            overlay[m] = torch.tensor(colour[:3] + (0.5,))
+            overlay[m] = torch.tensor(colour[:3] + (0.5,), dtype=overlay.dtype)
             ax.imshow(overlay.numpy())
             ys, xs = m.nonzero(as_tuple=True)
             ax.text(

@@ -68,4 +68,5 @@ TASK = Task(
     },
     reported_note="COCO, TFA splits (20 VOC classes novel), ResNet-50 Mask2Former: FSIS novel "
     "segm AP at 5/10/30 shots from the paper (paper preset only; +8.2/+9.4 over iFS-RCNN at 10/30)",
+    figures=("predictions.png",),
 )
