@@ -151,14 +151,16 @@ def render(cfg: dict, lidar2img: np.ndarray, world: np.ndarray, colours: np.ndar
     return np.stack(images).astype(np.float32)
 
 
-def place(cfg: dict, rng: np.random.Generator, radii: list[float], taken: list) -> np.ndarray | None:
-    """A random BEV position inside the range, away from the ego and from earlier objects."""
+def place(cfg: dict, rng: np.random.Generator, radius: float, placed: list) -> np.ndarray | None:
+    """A random BEV position inside the range, away from the ego and from the earlier objects
+    ``placed`` ((position, radius) pairs, extended by this one), or None when none is found."""
     lim = cfg["range"] - 1.5
     for _ in range(50):
         p = rng.uniform(-lim, lim, 2)
         if np.linalg.norm(p) < cfg["min_dist"]:
             continue
-        if all(np.linalg.norm(p - q) > r + radii[-1] + 0.3 for q, r in zip(taken, radii, strict=False)):
+        if all(np.linalg.norm(p - q) > r + radius + 0.3 for q, r in placed):
+            placed.append((p, radius))
             return p
     return None
 
@@ -168,17 +170,14 @@ def scene(cfg: dict, index: int) -> Scene:
     rng = np.random.default_rng([cfg["seed"], index])
     names = list(CLASSES)
     ground = -cfg["lidar_height"]
-    boxes, labels, attrs, colours, taken, radii = [], [], [], [], [], []
+    boxes, labels, attrs, colours, placed = [], [], [], [], []
     for _ in range(rng.integers(cfg["objects"][0], cfg["objects"][1] + 1)):
         k = rng.choice(len(names), p=cfg["class_probs"])
         size, colour, vmax, p_parked = CLASSES[names[k]]
         w, ln, h = np.array(size) * rng.uniform(1 - cfg["size_jitter"], 1 + cfg["size_jitter"], 3)
-        radii.append(np.hypot(w, ln) / 2)
-        p = place(cfg, rng, radii, taken)
+        p = place(cfg, rng, np.hypot(w, ln) / 2, placed)
         if p is None:
-            radii.pop()
             continue
-        taken.append(p)
         yaw = rng.uniform(-np.pi, np.pi)
         parked = rng.random() < p_parked
         speed = 0.0 if parked else rng.uniform(0.5, vmax)
@@ -190,12 +189,9 @@ def scene(cfg: dict, index: int) -> Scene:
     (wr, lr, hr), colour = CLUTTER
     for _ in range(rng.integers(cfg["clutter"][0], cfg["clutter"][1] + 1)):
         w, ln, h = rng.uniform(*wr), rng.uniform(*lr), rng.uniform(*hr)
-        radii.append(np.hypot(w, ln) / 2)
-        p = place(cfg, rng, radii, taken)
+        p = place(cfg, rng, np.hypot(w, ln) / 2, placed)
         if p is None:
-            radii.pop()
             continue
-        taken.append(p)
         clutter.append([*p, ground + h / 2, w, ln, h, rng.uniform(-np.pi, np.pi)])
         clutter_colours.append(np.clip(np.array(colour) + rng.normal(0, cfg["colour_jitter"], 3), 0, 1))
     boxes = np.array(boxes, dtype=np.float64).reshape(-1, 9)

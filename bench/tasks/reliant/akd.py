@@ -167,11 +167,7 @@ class AKDStudent(Student):
                 if self.objective:
                     loss = loss + self.bias(name, logits, self.student_nodes(name))
                 total = total + loss
-            opts[0].zero_grad()
-            self.backprop(total)
-            opts[0].step()
-            if self.objective:
-                self.proxy_step(opts[-1])
+            return self.student_step(total, opts)
         self.select()
         return total.detach()
 

@@ -185,6 +185,10 @@ class Student(GraphMethod):
             if self.objective:
                 loss = loss + self.bias(name, logits, self.student_nodes(name))
             total = total + loss
+        return self.student_step(total, opts)
+
+    def student_step(self, total: torch.Tensor, opts: list) -> torch.Tensor:
+        """The end of every epoch: the students' step on ``total``, the proxy's, model selection."""
         opts[0].zero_grad()
         self.backprop(total)
         opts[0].step()
