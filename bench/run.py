@@ -119,7 +119,8 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
     artifacts.USED.clear()
     datamodule = load(task.datamodule)(cfg)
     method = task.method(cfg["method"])
-    module = load(method.target)(cfg, **method.kwargs)
+    section = (cfg.get("methods") or {}).get(cfg["method"]) or {}  # the preset's methods.<name>
+    module = load(method.target)(cfg, **method.kwargs, **section)
     timer = Watch()
     trainer = L.Trainer(
         **cfg["trainer"],

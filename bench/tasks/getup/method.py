@@ -42,12 +42,10 @@ class Stage1MissingError(Exception):
 
 
 class GetUpMethod(BenchMethod):
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: dict, phases: list[str]) -> None:
         super().__init__(cfg)
         self.automatic_optimization = False
-        if cfg["method"] not in cfg["methods"]:
-            raise BenchError(f"no methods.{cfg['method']} section in the config")
-        self.phases = list(cfg["methods"][cfg["method"]]["phases"])
+        self.phases = list(phases)
         if not self.phases or any(p not in PHASES for p in self.phases):
             raise BenchError(f"methods.{cfg['method']}.phases={self.phases}: choose from {PHASES}")
         c, o = cfg["curriculum"], cfg["optim"]
