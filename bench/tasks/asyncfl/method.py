@@ -64,9 +64,7 @@ class FederatedMethod(BenchMethod):
             raise BenchError(f"sim.concurrency must list positive integers, got {s['concurrency']}")
         self.net = build_net(cfg["model"]["arch"], d["input_dim"], d["num_classes"], cfg["model"]["hidden"])
         self.flat = FlatNet(self.net)
-        self.grid = [
-            (c, lr) for c in sorted(s["concurrency"]) for lr in lr_grid
-        ]
+        self.grid = [(c, lr) for c in sorted(s["concurrency"]) for lr in lr_grid]
         self.results: dict[tuple[int, float], Simulation] = {}
         self.sim: Simulation | None = None
         self.test_acc = MulticlassAccuracy(d["num_classes"], average="micro")
