@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ from bench import sweep as sweep_mod
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-STAMP = ROOT / ".venv" / ".installed"
 
 
 def commands(path: Path, section: str | None = None) -> list[str]:
@@ -41,11 +41,23 @@ def bench_argv(line: str) -> list[str] | None:
     return argv[argv.index("bench") + 1 :] if "bench" in argv else None
 
 
+def make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:
+    """``make ARGS`` against a stand-in virtualenv: its install stamp is never remade (-o) and its
+    ``bench`` only echoes, so no test can install or run anything through make."""
+    venv = Path(tempfile.mkdtemp(prefix="venv-"))
+    (venv / "bin").mkdir()
+    for tool in ("bench", "python"):
+        (venv / "bin" / tool).write_text('#!/bin/sh\necho "$0 $*"\n')
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / ".installed").touch()
+    cmd = ["make", *(["-n"] if dry else ["-s"]), f"VENV={venv}", "-o", f"{venv}/.installed", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
 def make_dry(*args: str) -> str:
-    out = subprocess.run(
-        ["make", "-n", "-o", str(STAMP), "-C", str(ROOT), *args], capture_output=True, text=True
-    )
+    out = make(*args)
     assert out.returncode == 0, out.stderr
+    assert "pip install" not in out.stdout, "the stand-in venv was about to be reinstalled"
     return out.stdout
 
 
@@ -58,7 +70,7 @@ def test_documented_command_works(line: str, monkeypatch: pytest.MonkeyPatch, ca
     if line.startswith("make "):
         words = shlex.split(line)
         if words[1] == "gpu-check":
-            assert "bench.gpu_check --out gpu-check.json" in make_dry("gpu-check")
+            assert "-m bench.gpu_check --out gpu-check.json" in make_dry("gpu-check")
             return
         dry = make_dry(*words[1:])
         assert "bench sweep" in dry and all(w.split("=")[1] in dry for w in words[2:] if "=" in w)
@@ -137,11 +149,7 @@ def test_gpu_check_figures_from_a_record() -> None:
 def test_make_bench_installs_only_what_the_task_reads(tmp_path: Path) -> None:
     missing = f"BENCH_FASHION_MNIST={tmp_path / 'none'}"
     # a task that reads Fashion-MNIST, no root: one line saying what to install, before any run
-    out = subprocess.run(
-        ["make", "-s", "-o", str(STAMP), "-C", str(ROOT), "bench", "TASK=emo", "APT=", missing],
-        capture_output=True,
-        text=True,
-    )
+    out = make("bench", "TASK=emo", "APT=", missing, dry=False)
     assert out.returncode != 0
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1 and "apt-get install dataset-fashion-mnist" in lines[0], out.stdout

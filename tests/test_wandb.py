@@ -33,8 +33,14 @@ class Recorded:
         self.env, self.command = env, command
 
 
-def agent_for(spec: dict) -> wandb_agent.Agent:
-    """wandb's own Agent, given the spec's command as the W&B server would send it."""
+def agent_for(spec: dict, monkeypatch: pytest.MonkeyPatch, wandb_dir: Path) -> wandb_agent.Agent:
+    """wandb's own Agent, given the spec's command as the W&B server would send it, in the
+    environment ``wandb agent`` sets up (run_agent: the sweep id; the Agent: WANDB_DIR; per run:
+    WANDB_RUN_ID and WANDB_SWEEP_PARAM_PATH, restored after the test)."""
+    monkeypatch.setenv("WANDB_SWEEP_ID", "sweep1")
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.setenv("WANDB_RUN_ID", "unset")
+    monkeypatch.setenv("WANDB_SWEEP_PARAM_PATH", "unset")
     agent = wandb_agent.Agent(api=None, queue=None, sweep_id="sweep1")
     agent._sweep_command = spec.get("command") or wandb_agent.Agent.DEFAULT_SWEEP_COMMAND
     return agent
@@ -69,13 +75,12 @@ def test_agent_argv_resolves_to_the_intended_config(
     path: Path, macro: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wandb_agent, "AgentProcess", Recorded)
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     spec = yaml.safe_load(path.read_text())
     spec["command"] = [c.replace("args_no_hyphens", macro) for c in spec["command"]]
     assert spec["metric"]["name"] == tasks()[path.stem].primary
     assert spec["parameters"]["logger"] == {"value": "wandb"}, "an agent's runs log to W&B"
     spec = sweep_mod.wandb_spec(path.stem, sweep_mod.grid(path.stem, [], seeds="0,1"))
-    agent = agent_for(spec)
+    agent = agent_for(spec, monkeypatch, tmp_path)
     for i, point in enumerate(points(spec)):
         proc = start(agent, spec, point, f"run{i}")
         assert proc.command[:3] == ["bench", "run", path.stem]
@@ -106,14 +111,13 @@ def test_an_agent_run_logs_config_summary_and_record(runs_dir: Path, tmp_path: P
     for key in [k for k in os.environ if k.startswith("WANDB_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_ENTITY", "team")
     monkeypatch.setenv("WANDB_PROJECT", "bench-emo")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     spec = sweep_mod.wandb_spec("emo", sweep_mod.grid("emo", ["preset=smoke"], "mobilenetv2", "0"))
     (point,) = points(spec)
-    proc = start(agent_for(spec), spec, point, "abc123")
+    proc = start(agent_for(spec, monkeypatch, tmp_path), spec, point, "abc123")
     assert proc.wait(timeout=600) == 0
     (path,) = runs_dir.glob("**/record.json")
     record = json.loads(path.read_text())
