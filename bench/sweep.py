@@ -229,7 +229,7 @@ class _Display:
 
 def _checkpoint_for(task: str, args: list[str]) -> tuple[Path, bool]:
     """The run's record path, and whether its folder holds a checkpoint to resume from."""
-    _, _, path = locate(task, args)
+    _, _, _, path = locate(task, args)
     return path, any(path.parent.glob("**/*.ckpt"))
 
 

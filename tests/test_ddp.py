@@ -63,7 +63,7 @@ def test_ddp_trains_and_matches_one_process(task: str, method: str, runs_dir: Pa
     if task in BATCH:
         from bench.run import locate
 
-        cfg, _, _ = locate(task, base[2:])
+        _, cfg, _, _ = locate(task, base[2:])
         value = cfg
         for part in BATCH[task].split("."):
             value = value[part]
