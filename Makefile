@@ -50,7 +50,9 @@ $(CHROMIUM):
 	@$(if $(APT),,echo "bench: the site's browser test needs chromium: as root, apt-get install chromium"; exit 1)
 	$(APT) update -qq && $(APT) install -y -qq chromium
 
-bench: $(STAMP) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
+# an installed venv is used as it is (never rebuilt here: `make install` updates it)
+VENV_READY := $(if $(wildcard $(STAMP)),,$(STAMP))
+bench: $(VENV_READY) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
 	$(BENCH) sweep $(TASK) preset=$(PRESET) --jobs $(JOBS) $(if $(METHOD),--methods $(METHOD)) \
 		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(DEVICES),--devices $(DEVICES)) \
 		$(if $(GPUS_PER_RUN),--gpus-per-run $(GPUS_PER_RUN)) $(if $(RUNS_PER_GPU),--runs-per-gpu $(RUNS_PER_GPU)) \
@@ -60,7 +62,7 @@ bench: $(STAMP) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TASK's 
 test: install ## Fast test suite: harness units and every task's smoke preset end to end
 	$(PY) -m pytest -q
 
-gpu-check: $(STAMP) ## On a GPU node (<= 8 min): every paper preset a few steps on CUDA, emo DDP; gpu-check.json
+gpu-check: $(VENV_READY) ## On a GPU node (<= 8 min): every paper preset a few steps on CUDA, emo DDP; gpu-check.json
 	$(PY) -m bench.gpu_check --out gpu-check.json
 
 lint: $(STAMP) ## ruff lint and format check

@@ -3,6 +3,7 @@ asks only for what the task reads; `make gpu-check` refuses cleanly without CUDA
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -41,7 +42,7 @@ def bench_argv(line: str) -> list[str] | None:
     return argv[argv.index("bench") + 1 :] if "bench" in argv else None
 
 
-def make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:
+def make(*args: str, dry: bool = True, hold: bool = True) -> subprocess.CompletedProcess:
     """``make ARGS`` against a stand-in virtualenv: its install stamp is never remade (-o) and its
     ``bench`` only echoes, so no test can install or run anything through make."""
     venv = Path(tempfile.mkdtemp(prefix="venv-"))
@@ -50,7 +51,9 @@ def make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:
         (venv / "bin" / tool).write_text('#!/bin/sh\necho "$0 $*"\n')
         (venv / "bin" / tool).chmod(0o755)
     (venv / ".installed").touch()
-    cmd = ["make", *(["-n"] if dry else ["-s"]), f"VENV={venv}", "-o", f"{venv}/.installed", *args]
+    os.utime(venv / ".installed", (0, 0))  # older than pyproject.toml: an install would be due
+    hold_stamp = ["-o", f"{venv}/.installed"] if hold else []
+    cmd = ["make", *(["-n"] if dry else ["-s"]), f"VENV={venv}", *hold_stamp, *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
@@ -156,6 +159,10 @@ def test_make_bench_installs_only_what_the_task_reads(tmp_path: Path) -> None:
     # a task that does not: neither the dataset nor chromium is asked for
     dry = make_dry("bench", "TASK=getup", "APT=", missing)
     assert "dataset-fashion-mnist" not in dry and "chromium" not in dry and "bench sweep getup" in dry
+    # an installed venv is used as it is, even when pyproject.toml is newer (no mmcv rebuild)
+    for target in ("bench", "gpu-check"):
+        out = make(target, "TASK=getup", hold=False)
+        assert out.returncode == 0 and "pip install" not in out.stdout and "mmcv" not in out.stdout
 
 
 def test_python_m_bench_gpu_check_runs_as_a_module() -> None:
