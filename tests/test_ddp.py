@@ -78,6 +78,8 @@ def test_ddp_trains_and_matches_one_process(task: str, method: str, runs_dir: Pa
     assert set(a["metrics"]) == set(b["metrics"])
     trained = "train_s" in b["cost"]
     assert ("train_s" in a["cost"]) == trained, "both train, or neither (a method that only tests)"
+    gap = max((abs(a["metrics"][k] - b["metrics"][k]) for k in b["metrics"]), default=0.0)
+    print(f"\n{task}/{method}: max |DDP - one process| over {len(b['metrics'])} metrics = {gap:.4g}")
     far = {
         k: (a["metrics"][k], b["metrics"][k])
         for k in b["metrics"]

@@ -92,30 +92,38 @@ def test_agent_argv_resolves_to_the_intended_config(
             assert cfg_value(cfg, key) == value, (key, proc.command)
 
 
-def inspect(run_dir: Path) -> dict:
-    """The offline run as wandb's own reader (``wandb leet inspect --summary --json``) sees it."""
+def wandb_file(run_dir: Path) -> Path:
     (found,) = run_dir.glob("**/offline-run-*/run-*.wandb")
-    out = subprocess.run(
-        [WANDB, "leet", "inspect", "--summary", "--json", str(found)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return found
+
+
+def leet(*args: str) -> str:
+    out = subprocess.run([WANDB, "leet", "inspect", *args], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)
+    return out.stdout
+
+
+def inspect(run_dir: Path) -> dict:
+    """The offline run as wandb's own reader (``wandb leet inspect --summary --json``) sees it:
+    run id, project, state, config, summary."""
+    return json.loads(leet("--summary", "--json", str(wandb_file(run_dir))))
 
 
 def test_an_agent_run_logs_config_summary_and_record(runs_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    """The spec `bench sweep emo --wandb preset=smoke --methods mobilenetv2 --seeds 0` registers,
+    """The spec `bench sweep emo --wandb preset=smoke trainer.log_every_n_steps=1 --methods
+    mobilenetv2 --seeds 0` registers,
     run as an agent runs it, offline; its config, summary metrics and record read back."""
     for key in [k for k in os.environ if k.startswith("WANDB_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # artifact staging
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     monkeypatch.setenv("WANDB_ENTITY", "team")
     monkeypatch.setenv("WANDB_PROJECT", "bench-emo")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
-    spec = sweep_mod.wandb_spec("emo", sweep_mod.grid("emo", ["preset=smoke"], "mobilenetv2", "0"))
+    over = ["preset=smoke", "trainer.log_every_n_steps=1"]  # a curve point at every step
+    spec = sweep_mod.wandb_spec("emo", sweep_mod.grid("emo", over, "mobilenetv2", "0"))
     (point,) = points(spec)
     proc = start(agent_for(spec, monkeypatch, tmp_path), spec, point, "abc123")
     assert proc.wait(timeout=600) == 0
@@ -123,13 +131,23 @@ def test_an_agent_run_logs_config_summary_and_record(runs_dir: Path, tmp_path: P
     record = json.loads(path.read_text())
     assert record["status"] == "ok" and record["config"]["logger"] == "wandb"
     seen = inspect(path.parent)
-    text = json.dumps(seen)
-    assert "abc123" in text, "the agent's run id"
-    summary = tracking.summary(record)
-    for key in ("test/acc", "primary/test/acc", "cost/params", "cost/wall_s", "status"):
-        assert key in text and key in summary, key
-    assert str(record["metrics"]["test/acc"])[:6] in text
-    assert record["config_hash"] in text and "mobilenetv2" in text and "smoke" in text  # config
+    assert seen["run_id"] == "abc123" and seen["project"] == "bench-emo" and seen["state"] == "finished"
+    assert seen["exit_code"] == 0
+    config = seen["config"]  # the resolved run config (plus the sweep's own parameters)
+    assert config["method"] == "mobilenetv2" and config["preset"] == "smoke" and config["seed"] == 0
+    assert config["trainer"] == record["config"]["trainer"] and config["data"] == record["config"]["data"]
+    summary = seen["summary"]
+    assert summary["test/acc"] == pytest.approx(record["metrics"]["test/acc"])
+    assert summary["primary/test/acc"] == pytest.approx(record["primary"]["value"])
+    assert summary["status"] == "ok" and summary["config_hash"] == record["config_hash"]
+    assert summary["cost/params"] == record["cost"]["params"] and summary["cost/wall_s"] > 0
+    assert any(k.startswith("train/") for k in summary), "training curves"
+    # record.json as an artifact of type record (the log's artifact record, read by wandb)
+    logged = [json.loads(ln) for ln in leet("--json", str(wandb_file(path.parent))).splitlines()]
+    (artifact,) = [r["artifact"] for r in logged if r.get("type") == "artifact"]
+    assert artifact["type"] == "record" and artifact["name"].startswith("record-emo-mobilenetv2-")
+    (entry,) = artifact["manifest"]["contents"]
+    assert entry["path"] == "record.json" and int(entry["size"]) == path.stat().st_size
 
 
 def test_wandb_sweep_honours_the_command_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
