@@ -380,12 +380,12 @@ def submit(task: str, runs: list[list[str]], slurm: dict, folder: Path, force: b
     except ImportError:
         raise BenchError("--launcher submitit needs submitit: pip install submitit") from None
     params = dict(slurm)
-    executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None))
     params.setdefault("name", f"bench-{task}")
     try:
+        executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None))
         executor.update_parameters(**params)
-    except (ValueError, TypeError) as e:
-        raise BenchError(f"bad --slurm parameter: {e}".splitlines()[0]) from None
+    except (ValueError, TypeError, NameError, AssertionError, RuntimeError) as e:
+        raise BenchError(f"bad --slurm parameters: {e}".splitlines()[0]) from None
     tail = ["--force"] if force else ["resume=true"]
     return executor.map_array(_child, [task] * len(runs), [[*a, *tail] for a in runs])
 

@@ -111,8 +111,8 @@ def inspect(run_dir: Path) -> dict:
 
 def test_an_agent_run_logs_config_summary_and_record(runs_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """The spec `bench sweep emo --wandb preset=smoke trainer.log_every_n_steps=1 --methods
-    mobilenetv2 --seeds 0` registers,
-    run as an agent runs it, offline; its config, summary metrics and record read back."""
+    mobilenetv2 --seeds 0` registers, run as an agent runs it, offline; its config, summary
+    metrics, curves and record read back."""
     for key in [k for k in os.environ if k.startswith("WANDB_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("WANDB_MODE", "offline")
