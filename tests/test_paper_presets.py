@@ -3,7 +3,8 @@ only: the path a GPU user runs, exercised here (and by ``make gpu-check`` on CUD
 
 Size overrides: every integer (or list of integers) of the paper preset that the smoke preset
 sets differently takes the smoke value (steps, epochs, widths, depths, counts, batch sizes,
-workers, image sizes), plus the counts the fixture has (classes, clients, datasets). Everything
+workers, image sizes), as do shorter grids of numbers and the budgets in ``BUDGETS``, plus the
+counts the fixture has (classes, clients, datasets). Everything
 else (data source and format, losses, schedules, precision, methods) is the paper preset's.
 """
 
@@ -23,7 +24,9 @@ from tests.formats import write_cifar10
 
 # keys that stay the paper's even though they are integers: what a run is, not how big
 KEEP = {"seed", "data.subset_seed", "data.seed", "data.scene_seed", "base.seed", "pretrain.seed"}
-KEEP |= {"data.channels", "data.frame_skip"}  # the data's format, the simulator's time step
+KEEP |= {"data.channels", "data.num_classes", "data.frame_skip"}  # the data's format, physics' step
+# sizes that are not integers: a simulated time budget; and grids (a shorter list of numbers)
+BUDGETS = {"sim.horizon"}
 
 
 def _yaml(value) -> str:
@@ -36,6 +39,10 @@ def _intlike(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _numbers(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, (int, float)) for x in v)
+
+
 def shrunk(task: str) -> list[str]:
     """The paper preset's integers at the smoke preset's values."""
     smoke = dict(_leaves(read_preset(task, "smoke")))
@@ -44,7 +51,8 @@ def shrunk(task: str) -> list[str]:
         if key.startswith(("claims.", "seeds")) or key in KEEP or key not in smoke:
             continue
         small = smoke[key]
-        if _intlike(value) and _intlike(small) and small != value:
+        grid = _numbers(value) and _numbers(small) and len(small) < len(value)
+        if (key in BUDGETS or grid or (_intlike(value) and _intlike(small))) and small != value:
             out.append(f"{key}={_yaml(small)}")
     return out
 
@@ -53,7 +61,8 @@ def _asyncfl(root: Path) -> list[str]:
     from tests.tasks.test_asyncfl import write_leaf
 
     write_leaf(root / "femnist", users=6)
-    return [f"data.root={root / 'femnist'}", "data.num_clients=6", "data.val_size=5"]
+    fixture = [f"data.root={root / 'femnist'}", "data.num_clients=6", "data.val_size=5"]
+    return [*fixture, "sim.concurrency=[2,4]"]  # at most the fixture's 6 clients
 
 
 def _cmt(root: Path) -> list[str]:
@@ -66,7 +75,9 @@ def _cmt(root: Path) -> list[str]:
 
 def _doorping(root: Path) -> list[str]:
     write_cifar10(root, per_batch=30)
-    return [f"data.root={root}", "data.train_per_class=12", "data.image_size=32", "data.test_size=30"]
+    return [f"data.root={root}", "data.train_per_class=12", "data.image_size=32", "data.test_size=30"] + [
+        "distill.batch_real=4"
+    ]
 
 
 def _drumlm(root: Path) -> list[str]:
