@@ -42,7 +42,8 @@ def net() -> FlatNet:
 def smoke():
     torch.set_num_threads(1)
     cfg = resolve("preset=smoke", "method=fedbuff")
-    cfg["sim"].update(horizon=1e9, target_acc=2.0)  # never stops on its own
+    # the concurrencies the tests simulate, with horizons and a target that never stop them
+    cfg["sim"].update(concurrency=[1, 4, 5, 8], horizon=[1e9] * 4, target_acc=2.0)
     fed = build(cfg["data"], cfg["seed"])
     torch.manual_seed(0)
     return cfg, fed, net().flatten()
@@ -97,17 +98,16 @@ def test_reached_means_staying_at_or_above_the_target() -> None:
     tr = Trace(dt=0.5, hold=2, val=[0.1, 0.8, 0.7, 0.8, 0.9, 0.85, 0.5])
     assert tr.reached_at("val", 0.8) == 3  # the first crossing at index 1 dips below at 2
     assert Trace(dt=0.5, hold=2, val=[0.1, 0.8, 0.9]).reached_at("val", 0.8) is None  # not yet
-    done = Trace(dt=0.5, hold=2, val=[0.1, 0.8, 0.9], complete=True)
-    assert done.reached_at("val", 0.8) == 1  # stays above to the horizon
-    done.updates, done.trips = [0, 5, 9], [0, 7, 12]
+    done = Trace(dt=0.5, hold=2, val=[0.1, 0.8, 0.9, 0.8], complete=True)
+    done.updates, done.trips = [0, 5, 9, 11], [0, 7, 12, 15]
     assert done.to_target("val", 0.8) == (0.5, 5, 7, True)
-    assert done.to_target("val", 0.95) == (1.0, 9, 12, False)  # censored at the horizon
+    assert done.to_target("val", 0.85) == (1.5, 11, 15, False)  # censored at the horizon
 
 
 def test_every_method_is_evaluated_on_one_grid(smoke) -> None:
     cfg, fed, x0 = smoke
     c = copy.deepcopy(cfg)
-    c["sim"].update(horizon=4.0, eval_every=0.25)
+    c["sim"].update(horizon=[4.0] * 4, eval_every=0.25)
     sims = [run(c, alg, fed, x0, Setting(8, 1.0, 2), 10_000) for alg in ("fedbuff", "fedasync", "sync")]
     for sim in sims:
         assert len(sim.trace.val) == 17 and sim.trace.complete  # grid 0, 0.25, ..., 4.0
@@ -121,7 +121,7 @@ def test_every_method_is_evaluated_on_one_grid(smoke) -> None:
 def test_a_candidate_that_cannot_beat_the_best_stops_at_the_cap(smoke) -> None:
     cfg, fed, x0 = smoke
     c = copy.deepcopy(cfg)
-    c["sim"].update(horizon=50.0, eval_every=0.5, hold=1.0)
+    c["sim"].update(horizon=[50.0] * 4, eval_every=0.5, hold=1.0)
     sim = simulation(c, "sync", fed, net(), x0, Setting(4, 1.0, 10), "sgd", 1.0, 0.0, cap=2.0)
     while not sim.step():
         pass
@@ -144,6 +144,9 @@ def test_lr_walk_finds_the_interior_minimum_and_flags_an_edge() -> None:
         assert evaluated < len(grid) or edge
     with pytest.raises(BenchError, match="increasing"):
         LrWalk(0.0, [1.0, 0.5])
+    warm = LrWalk(0.0, grid)
+    warm.start = 1
+    assert warm.next(0.9) == 1
 
 
 def test_settings_share_simulations_and_sync_has_no_buffer() -> None:
@@ -207,6 +210,16 @@ def test_local_training_does_not_depend_on_batching(smoke) -> None:
     assert torch.allclose(together, alone, atol=1e-6) and together.abs().sum() > 0
 
 
+def test_closed_form_logreg_sgd_matches_autograd(smoke) -> None:
+    cfg, fed, x0 = smoke
+    fast, slow = net(), net()
+    slow.logreg = False  # the generic vmap(grad) path
+    x, y, mask = LocalTrainer(fed, fast, cfg["client"], seed=1).batch_of(np.array([3, 8]), np.array([0, 4]))
+    mask[1, -1] = 0.0  # a padded step changes nothing in either path
+    a, b = fast.local_sgd(x0, x, y, mask, 0.05), slow.local_sgd(x0, x, y, mask, 0.05)
+    assert fast.logreg and torch.allclose(a, b, atol=1e-6) and a.abs().max() > 1e-3
+
+
 def test_dirichlet_partition_is_non_iid_csr() -> None:
     labels = np.repeat(np.arange(10), 100)
     d = {"num_clients": 50, "examples_per_client": 20, "partition": "dirichlet", "alpha": 0.1}
@@ -245,7 +258,8 @@ def test_smoke_run_logs_every_study(bench_run) -> None:
 
 
 def test_impossible_sync_over_selection_is_refused(bench_run, capsys) -> None:
-    code, _ = bench_run("asyncfl", "preset=smoke", "method=fedavg", "sim.concurrency=[80]")
+    args = ("preset=smoke", "method=fedavg", "sim.concurrency=[80]", "sim.horizon=[6.0]")
+    code, _ = bench_run("asyncfl", *args)
     assert code == 2 and "raise data.num_clients" in capsys.readouterr().err
 
 
@@ -295,7 +309,7 @@ def write_leaf(root: Path, users: int = 6, per_user: int = 12) -> Path:
     return root
 
 
-REAL_SMALL = ["preset=smoke", "data.source=real", "data.val_size=5", "sim.concurrency=[2,4]"]
+REAL_SMALL = ["preset=smoke", "data.source=real", "data.val_size=5", "sim.concurrency=[2, 4]"]
 
 
 def test_femnist_leaf_json_runs_end_to_end(bench_run, tmp_path: Path) -> None:
@@ -319,3 +333,12 @@ def test_cifar10_batches_run_end_to_end(bench_run, tmp_path: Path) -> None:
     cfg = resolve(*REAL_SMALL, *args)
     with pytest.raises(BenchError, match="not a CIFAR-10 python batch"):
         FederatedDataModule(cfg).setup()
+
+
+def test_batched_accuracies_equal_one_at_a_time(smoke) -> None:
+    _, fed, x0 = smoke
+    flats = torch.stack([x0, x0 * 2 + 0.01, -x0])
+    one = net()
+    assert one.accuracies(flats, fed.x_test, fed.y_test, chunk=150) == pytest.approx(
+        [one.accuracy(f, fed.x_test, fed.y_test) for f in flats], abs=1e-9
+    )

@@ -58,7 +58,7 @@ class Trace:
     trips: list[int] = field(default_factory=list)
     val: list[float] = field(default_factory=list)
     test: list[float] = field(default_factory=list)
-    complete: bool = False  # ran to the horizon: a run of accuracies >= target to its end counts
+    complete: bool = False  # ran to the horizon
 
     @property
     def last(self) -> float:
@@ -66,13 +66,12 @@ class Trace:
 
     def reached_at(self, split: str, target: float) -> int | None:
         """First grid index from which ``split`` accuracy stays >= target for ``hold`` more grid
-        points (or to the end of a complete trace); None when there is none (yet)."""
+        points; None when there is none (yet)."""
         streak = 0
-        accs = getattr(self, split)
-        for i, a in enumerate(accs):
+        for i, a in enumerate(getattr(self, split)):
             streak = streak + 1 if a >= target else 0
-            if streak == self.hold + 1 or (self.complete and streak and i == len(accs) - 1):
-                return i - streak + 1
+            if streak == self.hold + 1:
+                return i - self.hold
         return None
 
     def to_target(self, split: str, target: float) -> tuple[float, int, int, bool]:
@@ -103,22 +102,37 @@ class Simulation:
         self.clock = EventClock(fleet)
         self.version = self.updates = self.trips = 0
         self.diverged = False
-        self._seen: tuple[int, float, float] | None = None
+        self._seen: tuple[int, float] | None = None
         self._checked = 0
+        # The test split is evaluated only once val has reached the target (a candidate the lr
+        # search may choose); until then the grid keeps the models, evaluated in one batch later.
+        self.models: list[torch.Tensor] | None = []
 
     def advance_to(self, t: float) -> None:
         """Evaluate the current model at every grid point before clock time ``t`` (the next change)."""
-        tr = self.trace
+        tr, f = self.trace, self.fed
         while len(tr.val) <= self.last_index and len(tr.val) * tr.dt * self.unit < t:
             if self._seen is None or self._seen[0] != self.version:
-                f = self.fed
-                val = self.net.accuracy(self.x, f.x_val, f.y_val)
-                test = self.net.accuracy(self.x, f.x_test, f.y_test)
-                self._seen = (self.version, val, test)
+                self._seen = (self.version, self.net.accuracy(self.x, f.x_val, f.y_val))
+                if self.models is None:
+                    self._test = self.net.accuracy(self.x, f.x_test, f.y_test)
             tr.val.append(self._seen[1])
-            tr.test.append(self._seen[2])
+            if self.models is None:
+                tr.test.append(self._test)
+            else:
+                self.models.append(self.x)
             tr.updates.append(self.updates)
             tr.trips.append(self.trips)
+
+    def fill_test(self) -> None:
+        """Evaluate the test split at every grid point so far (batched), and from now on at once."""
+        if self.models:
+            f, unique = self.fed, {id(m): m for m in self.models}
+            accs = self.net.accuracies(torch.stack(list(unique.values())), f.x_test, f.y_test)
+            by_id = dict(zip(unique, accs, strict=True))
+            self.trace.test.extend(by_id[id(m)] for m in self.models)
+            self._test = by_id[id(self.models[-1])]
+        self.models = None
 
     def check_done(self) -> bool:
         """True when the simulation is over: diverged, at the horizon, val and test at the target,
@@ -137,6 +151,7 @@ class Simulation:
             return False
         v = tr.reached_at("val", self.target)
         if v is not None and v * tr.dt <= self.cap:
+            self.fill_test()
             return tr.reached_at("test", self.target) is not None
         return tr.last >= self.cap + tr.hold * tr.dt - 1e-9
 
@@ -254,6 +269,15 @@ class SyncSimulation(Simulation):
 ALGORITHMS = {"fedbuff": AsyncSimulation, "fedasync": FedAsyncSimulation, "sync": SyncSimulation}
 
 
+def horizon(sim: dict, concurrency: int) -> float:
+    """The virtual-time budget at ``concurrency``: ``sim.horizon`` lists one per ``sim.concurrency``."""
+    if len(sim["horizon"]) != len(sim["concurrency"]):
+        raise BenchError(
+            f"sim.horizon {sim['horizon']} must list one budget per sim.concurrency {sim['concurrency']}"
+        )
+    return float(dict(zip(sim["concurrency"], sim["horizon"], strict=True))[concurrency])
+
+
 @dataclass(frozen=True)
 class Setting:
     """One simulated condition: concurrency, device-speed spread and FedBuff's buffer."""
@@ -288,7 +312,7 @@ def simulation(
         momentum=momentum,
         betas=s["adam_betas"],
         eps=s["adam_eps"],
-        horizon=s["horizon"],
+        horizon=horizon(s, setting.concurrency),
         eval_every=s["eval_every"],
         hold=s["hold"],
         target=s["target_acc"],

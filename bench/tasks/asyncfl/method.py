@@ -47,14 +47,16 @@ def settings(sim: dict, algorithm: str, studies: list[str]) -> dict[str, Setting
 
 class LrWalk:
     """The server-lr search of one setting and one momentum arm, on the arm's sorted lr grid: start
-    at the middle and evaluate the neighbours of the best point until neither is better (a local
-    minimum of time to target on val). A best point at either end of the grid means the grid is too
-    narrow: ``on_edge`` says so and the tests fail on it."""
+    at ``start`` (the middle, or the choice of the nearest setting searched before) and evaluate
+    the neighbours of the best point until neither is better (a local minimum of time to target
+    on val). A best point at either end of the grid means the grid is too narrow: ``on_edge``
+    says so and the tests fail on it."""
 
     def __init__(self, momentum: float, grid: list[float]) -> None:
         if not grid or sorted(grid) != list(grid) or len(set(grid)) != len(grid):
             raise BenchError(f"an lr_grid must be increasing and non-empty, got {grid}")
         self.momentum, self.grid = momentum, list(grid)
+        self.start = len(grid) // 2
         self.done: dict[int, Simulation] = {}
 
     @staticmethod
@@ -73,7 +75,7 @@ class LrWalk:
         """The grid index to simulate next; None when the walk is over."""
         b = self.best(target)
         if b is None:
-            return len(self.grid) // 2
+            return self.start
         return next((n for n in (b - 1, b + 1) if 0 <= n < len(self.grid) and n not in self.done), None)
 
     def on_edge(self, target: float) -> bool:
@@ -101,7 +103,10 @@ class FederatedMethod(BenchMethod):
             s: [LrWalk(float(a["momentum"]), a["lr_grid"]) for a in arms]
             for s in dict.fromkeys(self.labels.values())
         }
-        self.queue = [(s, w) for s, walks in self.walks.items() for w in walks]
+        hi = self.labels[f"c{max(cfg['sim']['concurrency'])}"]
+        order = sorted(self.walks, key=lambda s: (s.concurrency != hi.concurrency, distance(s, hi)))
+        order = sorted(order, key=lambda s: s.concurrency)
+        self.queue = [(s, i) for s in order for i in range(len(arms))]
         self.net = build_net(cfg["model"]["arch"], d["input_dim"], d["num_classes"], cfg["model"]["hidden"])
         self.flat = FlatNet(self.net)
         self.sim: Simulation | None = None
@@ -124,7 +129,13 @@ class FederatedMethod(BenchMethod):
     def _start_next(self) -> bool:
         """Start the next simulation of the lr searches; False when every search is over."""
         while self.queue:
-            setting, walk = self.queue[0]
+            setting, arm = self.queue[0]
+            walk = self.walks[setting][arm]
+            if not walk.done:  # warm start: the lr chosen in the nearest setting searched so far
+                searched = [s for s, w in self.walks.items() if w[arm].done and s != setting]
+                if searched:
+                    near = min(searched, key=lambda s: distance(s, setting))
+                    walk.start = self.walks[near][arm].best(self.target)
             i = walk.next(self.target)
             if i is None:
                 self.queue.pop(0)
@@ -154,6 +165,9 @@ class FederatedMethod(BenchMethod):
         if sim.step():
             walk, i = self._running
             walk.done[i] = sim
+            if walk.best(self.target) == i:  # a candidate for the choice: its test curve is needed
+                sim.fill_test()
+            sim.models = None
             self.sim = None
         # The run's divergence watch reads a "loss"; a diverging server lr is a result of the
         # search (that candidate is never chosen), so the watch sees a constant.
@@ -206,6 +220,12 @@ class FederatedMethod(BenchMethod):
         return None
 
 
+def distance(a: Setting, b: Setting) -> float:
+    """How far apart two settings are (decades of C and K, units of sigma), for warm starts."""
+    log = math.log10
+    return abs(log(a.concurrency / b.concurrency)) + abs(a.sigma - b.sigma) + abs(log(a.buffer / b.buffer))
+
+
 def idle_bias(sim: Simulation) -> dict[str, float]:
     """How far client selection favours fast devices: ``idle_bias`` = the population's mean device
     time over the launch-weighted mean (1 = unbiased; > 1 = the throughput it adds), and
@@ -216,9 +236,3 @@ def idle_bias(sim: Simulation) -> dict[str, float]:
         "idle_bias": float(d.mean() / (np.dot(n, d) / n.sum())),
         "fast_share": float(n[fast].sum() / n.sum()),
     }
-
-
-def build(cfg: dict, algorithm: str, **spec) -> FederatedMethod:
-    """The registry's entry: the method's ``methods:`` section of the preset as keyword arguments
-    (read here from the config until the harness passes it)."""
-    return FederatedMethod(cfg, algorithm, **(spec or cfg["methods"][cfg["method"]]))
