@@ -21,6 +21,7 @@ TASK = Task(
         "test/time_sigma1.5",
         "test/trips_c1000",
     ),
+    distributed=False,  # an event-driven FL simulator in one process: a sweep parallelizes runs
     methods=(
         Method(
             "fedbuff",

@@ -11,6 +11,7 @@ TASK = Task(
     datamodule="bench.tasks.doorping.data:DistillDataModule",
     primary="test/asr",
     higher_is_better=True,
+    distributed=False,  # distillation + evaluation nets trained in hooks, per rank: DDP runs diverge
     methods=(
         Method(
             "clean", METHOD, "no attack; ASR measured with NAIVEATTACK's white patch", {"attack": "clean"}
