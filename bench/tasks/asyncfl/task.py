@@ -13,6 +13,7 @@ TASK = Task(
     datamodule="bench.tasks.asyncfl.data:FederatedDataModule",
     primary="test/time_to_target_hi",
     higher_is_better=False,
+    distributed=False,  # an event-driven FL simulator in one process: a sweep parallelizes runs
     methods=(
         Method(
             "fedbuff",
