@@ -91,7 +91,7 @@ def _show(name: str) -> None:
         print(f"  {m.name:16s} {m.description}")
     for preset in presets(name):
         for c in preset_claims(name, preset):
-            print(f"claim [{preset}, {c.kind}] {c.id}: {c.text} ({c.describe()})")
+            print(f"claim [{preset} preset] {c.id} ({c.kind}): {c.text} -- {c.describe()}")
     if task.reported:
         print(f"reported by the paper ({task.reported_note}):")
         for method, values in task.reported.items():
