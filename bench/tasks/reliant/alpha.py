@@ -1,12 +1,13 @@
-"""RELIANT's alpha chosen on validation, once per (framework, objective, graph) and cached so that
-every seed shares it.
+"""RELIANT's alpha chosen on validation, once per (framework, objective, graph, seed) and cached so
+that every run of that seed (and the sweep's other methods) shares the search.
 
 The official code fixes alpha per command line and tunes the student's other hyper-parameters with
 optuna on validation accuracy (CPF's ``hypersearch.py``). Validation accuracy alone always prefers
 the weakest debiasing, so the choice here is the constrained one: among ``model.alpha_search.grid``,
 the alpha whose student has the smallest targeted gap on the validation nodes (dSP for sp, dEO for
-eo) while its validation utility (AUC for sp, accuracy for eo) stays within ``tolerance`` of the
-vanilla-KD student's; the smallest alpha if none does. Test nodes are never read.
+eo) while both its validation accuracy and AUC stay within ``tolerance`` of the vanilla-KD
+student's (same seed, split and teacher); the smallest alpha if none does. Every trial is trained
+with the run's seed on the run's split; test labels are never read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.artifacts import cache_root, cached
 from bench.tasks.reliant.graphs import FairGraph
 from bench.tasks.reliant.metrics import GraphMetrics
 
-UTILITY = {"sp": ("auc", "dsp"), "eo": ("acc", "deo")}
+GAP = {"sp": "dsp", "eo": "deo"}
 
 
 @contextmanager
@@ -38,15 +39,15 @@ def locked(stage: str):
 
 
 def validation(cls, cfg: dict, framework: str, objective: str | None, alpha: float | None, g: FairGraph):
-    """Train ``cls``'s student on ``g`` alone at the search seed, outside a Trainer, and return its
+    """Train ``cls``'s student on ``g`` alone at the run's seed, outside a Trainer, and return its
     validation metrics."""
     with torch.random.fork_rng(devices=[]):  # the calling run's random stream is left as it was
-        torch.manual_seed(cfg["model"]["alpha_search"]["seed"])
+        torch.manual_seed(cfg["seed"])
         method = cls(cfg, framework, objective, alpha=alpha)
         method.plain = {g.name: g}
         method.setup("fit")
         opts = method.configure_optimizers()
-        for epoch in range(cfg["optim"]["epochs"]):
+        for epoch in range(method.epochs):
             method.epoch(epoch, opts)
         method.on_train_end()
         prob = method.probs(g.name)[g.val, 1]
@@ -56,6 +57,8 @@ def validation(cls, cfg: dict, framework: str, objective: str | None, alpha: flo
 def search_config(cfg: dict, framework: str, g: FairGraph) -> dict:
     return {
         "graph": g.name,
+        "split_seed": g.split_seed,
+        "seed": cfg["seed"],
         "framework": framework,
         "data": {k: v for k, v in cfg["data"].items() if k != "datasets"},
         "model": cfg["model"],
@@ -75,7 +78,7 @@ def stored(stage: str, sub: dict, compute) -> dict:
 
 def chosen_alpha(cls, cfg: dict, framework: str, objective: str, g: FairGraph) -> float:
     search = cfg["model"]["alpha_search"]
-    utility, gap = UTILITY[objective]
+    gap, tolerance = GAP[objective], search["tolerance"]
     sub = search_config(cfg, framework, g)
     reference = stored(
         f"kd_val_{framework}_{g.name}", sub, lambda: validation(cls, cfg, framework, None, None, g)
@@ -83,9 +86,7 @@ def chosen_alpha(cls, cfg: dict, framework: str, objective: str, g: FairGraph) -
 
     def compute() -> dict:
         trials = {str(a): validation(cls, cfg, framework, objective, float(a), g) for a in search["grid"]}
-        ok = [
-            a for a, m in trials.items() if m[utility] >= reference[utility] - search["tolerance"][objective]
-        ]
+        ok = [a for a, m in trials.items() if all(m[u] >= reference[u] - tol for u, tol in tolerance.items())]
         best = min(ok, key=lambda a: trials[a][gap]) if ok else min(trials, key=float)
         return {"alpha": float(best), "reference": reference, "trials": trials}
 

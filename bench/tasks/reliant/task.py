@@ -1,59 +1,12 @@
 """reliant: RELIANT, fair knowledge distillation for graph neural networks (Dong et al., SDM 2023)."""
 
-from bench.task import Method, Relation, Task
+from bench.task import Method, Task
 
 TEACHER = "bench.tasks.reliant.method:Teacher"
 STUDENT = "bench.tasks.reliant.method:Student"
 # Framework (teacher -> student): CPF GCN -> PLP, GraphAKD GraphSAGE -> SGC (adversarial), GCN -> MLP.
 FRAMEWORKS = {"cpf": "CPF (GCN -> PLP)", "akd": "GraphAKD (SAGE -> SGC)", "mlp": "GCN -> MLP"}
 STUDENTS = {"cpf": STUDENT, "akd": "bench.tasks.reliant.akd:AKDStudent", "mlp": STUDENT}
-CPU_GRAPHS = ("german", "compas", "synthetic")
-
-
-def _claims(fw: str, graph: str) -> tuple[Relation, ...]:
-    sp, eo, kd = f"reliant_sp_{fw}", f"reliant_eo_{fw}", f"vanilla_kd_{fw}"
-    m = f"test/{graph}"
-    return (
-        Relation(
-            f"sp_{fw}_{graph}",
-            f"{graph}, {fw}: RELIANT-SP dSP <= 0.5 x vanilla KD",
-            f"{m}/dsp",
-            sp,
-            "<=",
-            kd,
-            0.5,
-        ),
-        Relation(
-            f"sp_auc_{fw}_{graph}",
-            f"{graph}, {fw}: RELIANT-SP AUC drop <= 0.03",
-            f"{m}/auc",
-            sp,
-            ">=",
-            kd,
-            1.0,
-            -0.03,
-        ),
-        Relation(
-            f"eo_{fw}_{graph}",
-            f"{graph}, {fw}: RELIANT-EO dEO <= 0.6 x vanilla KD",
-            f"{m}/deo",
-            eo,
-            "<=",
-            kd,
-            0.6,
-        ),
-        Relation(
-            f"eo_acc_{fw}_{graph}",
-            f"{graph}, {fw}: RELIANT-EO accuracy drop <= 0.02",
-            f"{m}/acc",
-            eo,
-            ">=",
-            kd,
-            1.0,
-            -0.02,
-        ),
-    )
-
 
 TASK = Task(
     name="reliant",
@@ -66,18 +19,16 @@ TASK = Task(
         Method("teacher_gcn", TEACHER, "GCN teacher (CPF, GCN -> MLP), trained on labels", {"arch": "gcn"}),
         Method("teacher_sage", TEACHER, "GraphSAGE teacher (GraphAKD), trained on labels", {"arch": "sage"}),
         *(
-            Method(
-                f"{kind}_{fw}", STUDENTS[fw], f"{text}: {label}", {"framework": fw, "objective": objective}
-            )
+            Method(f"{kind}_{fw}", STUDENTS[fw], f"{text}: {label}", {"framework": fw, **options})
             for fw, label in FRAMEWORKS.items()
-            for kind, objective, text in (
-                ("vanilla_kd", None, "vanilla KD"),
-                ("reliant_sp", "sp", "RELIANT, statistical-parity bias term"),
-                ("reliant_eo", "eo", "RELIANT, equal-opportunity bias term"),
+            for kind, options, text in (
+                ("vanilla_kd", {}, "vanilla KD"),
+                ("unaware", {"masked": True}, "RELIANT's input (proxy, alpha 0), no bias term"),
+                ("reliant_sp", {"objective": "sp"}, "RELIANT, statistical-parity bias term"),
+                ("reliant_eo", {"objective": "eo"}, "RELIANT, equal-opportunity bias term"),
             )
         ),
     ),
-    claims=tuple(c for fw in FRAMEWORKS for g in CPU_GRAPHS for c in _claims(fw, g)),
     reported={
         "teacher_gcn": {"bail_acc": 0.9225, "bail_dsp": 0.0619, "bail_deo": 0.0225},
         "reliant_sp_cpf": {"bail_acc": 0.8928, "bail_dsp": 0.0567, "bail_deo": 0.0229},
@@ -85,7 +36,9 @@ TASK = Task(
         "reliant_sp_akd": {"credit_acc": 0.7807, "credit_dsp": 0.0116, "credit_deo": 0.0095},
     },
     # 2: GraphAKD's adversarial student, the teacher's embedding, alpha chosen on validation.
-    version=2,
+    # 3: seeds vary split and teacher, the sensitive column stays a feature (official), the EO term
+    #    weighs by P(y=1), the unawareness control, GraphAKD's 600 epochs, alpha per seed.
+    version=3,
     reported_note=(
         "official README, teacher -> RELIANT-SP student: Recidivism (bail) CPF with GCN teacher, Credit "
         "GraphAKD with SAGE teacher (CPF+SAGE on Credit: .7795/.0252/.0168); paper preset only"
