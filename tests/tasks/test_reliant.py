@@ -176,7 +176,7 @@ def test_local_discriminator_scores_each_edge_by_hand() -> None:
 def test_akd_student_trains_against_its_discriminators() -> None:
     cfg, g = smoke_graph()
     torch.manual_seed(0)
-    m = AKDStudent(cfg, "akd", "sp", alpha=10.0)
+    m = AKDStudent(cfg, "akd", objective="sp", alpha=10.0)
     m.plain = {g.name: g}
     m.setup("fit")
     assert m.student_nodes(g.name).sum() == len(g.train) and m.proxy_nodes(g.name).all()

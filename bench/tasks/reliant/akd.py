@@ -96,15 +96,8 @@ class AKDStudent(Student):
 
     strict = True
 
-    def __init__(
-        self,
-        cfg: dict,
-        framework: str,
-        objective: str | None = None,
-        alpha: float | None = None,
-        masked: bool | None = None,
-    ):
-        super().__init__(cfg, framework, objective, alpha, masked)
+    def __init__(self, cfg: dict, framework: str, **options) -> None:
+        super().__init__(cfg, framework, **options)
         self.discriminators = nn.ModuleDict()
         self.akd = cfg["optim"]["akd"]
         self.epochs = self.akd["epochs"]

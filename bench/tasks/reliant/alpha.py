@@ -43,7 +43,7 @@ def validation(cls, cfg: dict, framework: str, objective: str | None, alpha: flo
     validation metrics."""
     with torch.random.fork_rng(devices=[]):  # the calling run's random stream is left as it was
         torch.manual_seed(cfg["seed"])
-        method = cls(cfg, framework, objective, alpha=alpha)
+        method = cls(cfg, framework, objective=objective, alpha=alpha)
         method.plain = {g.name: g}
         method.setup("fit")
         opts = method.configure_optimizers()
