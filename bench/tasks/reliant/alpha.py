@@ -1,13 +1,14 @@
-"""RELIANT's alpha chosen on validation, once per (framework, objective, graph, seed) and cached so
-that every run of that seed (and the sweep's other methods) shares the search.
+"""RELIANT's alpha chosen on validation, once per (framework, objective, graph) and cached so that
+every seed shares it: the search runs on the split, teacher and student seed ``alpha_search.seed``.
+Every seed's test nodes are the same (``data.test_seed``) and never among the search's training
+or validation nodes, so a shared choice reads no test label of any seed.
 
 The official code fixes alpha per command line and tunes the student's other hyper-parameters with
 optuna on validation accuracy (CPF's ``hypersearch.py``). Validation accuracy alone always prefers
 the weakest debiasing, so the choice here is the constrained one: among ``model.alpha_search.grid``,
 the alpha whose student has the smallest targeted gap on the validation nodes (dSP for sp, dEO for
 eo) while both its validation accuracy and AUC stay within ``tolerance`` of the vanilla-KD
-student's (same seed, split and teacher); the smallest alpha if none does. Every trial is trained
-with the run's seed on the run's split; test labels are never read.
+student's (same split and teacher); the smallest alpha if none does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from contextlib import contextmanager
 import torch
 
 from bench.artifacts import cache_root, cached
-from bench.tasks.reliant.graphs import FairGraph
+from bench.tasks.reliant.data import split_data
+from bench.tasks.reliant.graphs import FairGraph, resplit
 from bench.tasks.reliant.metrics import GraphMetrics
 
 GAP = {"sp": "dsp", "eo": "deo"}
@@ -39,7 +41,7 @@ def locked(stage: str):
 
 
 def validation(cls, cfg: dict, framework: str, objective: str | None, alpha: float | None, g: FairGraph):
-    """Train ``cls``'s student on ``g`` alone at the run's seed, outside a Trainer, and return its
+    """Train ``cls``'s student on ``g`` alone at ``cfg``'s seed, outside a Trainer, and return its
     validation metrics."""
     with torch.random.fork_rng(devices=[]):  # the calling run's random stream is left as it was
         torch.manual_seed(cfg["seed"])
@@ -78,6 +80,8 @@ def stored(stage: str, sub: dict, compute) -> dict:
 
 def chosen_alpha(cls, cfg: dict, framework: str, objective: str, g: FairGraph) -> float:
     search = cfg["model"]["alpha_search"]
+    cfg = {**cfg, "seed": search["seed"]}  # the search's split, teacher and student seed
+    g = resplit(g, split_data(cfg), search["seed"])
     gap, tolerance = GAP[objective], search["tolerance"]
     sub = search_config(cfg, framework, g)
     reference = stored(

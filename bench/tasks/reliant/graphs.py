@@ -2,12 +2,14 @@
 graph, and the published NIFTY-style format (``<name>.csv`` + ``<name>_edges.txt``) read from disk.
 
 Every graph holds features without the sensitive column (``x``), the binary sensitive attribute
-(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits drawn with
-``split_seed`` (the run's seed unless ``data.split_seed`` fixes it).
+(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits: test nodes fixed
+by ``data.test_seed``, the rest dealt into training and validation by ``split_seed`` (the run's
+seed unless ``data.split_seed`` fixes it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +67,20 @@ def similarity_edges(x: torch.Tensor, thresh: float, max_degree: int, chunk: int
     return to_undirected(torch.stack([torch.cat(rows), torch.cat(cols)]))
 
 
-def split(n: int, train_frac: float, val_frac: float, seed: int) -> tuple[torch.Tensor, ...]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+def split(n: int, train_frac: float, val_frac: float, seed: int, test_seed: int = 0) -> tuple:
+    """Train, validation and test indices. The test nodes are drawn with ``test_seed`` alone (the
+    same for every run seed); ``seed`` deals the other nodes into training and validation."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(test_seed))
     a, b = int(n * train_frac), int(n * (train_frac + val_frac))
-    return order[:a], order[a:b], order[b:]
+    rest, test = order[:b], order[b:]
+    rest = rest[torch.randperm(b, generator=torch.Generator().manual_seed(seed))]
+    return rest[:a], rest[a:], test
+
+
+def resplit(g: FairGraph, d: dict, seed: int) -> FairGraph:
+    """``g`` with training and validation nodes dealt by ``seed`` (the same test nodes)."""
+    train, val, test = split(g.num_nodes, d["train_frac"], d["val_frac"], seed, d["test_seed"])
+    return dataclasses.replace(g, train=train, val=val, test=test, split_seed=seed)
 
 
 def build(name: str, x: np.ndarray, sens: np.ndarray, y: np.ndarray, d: dict, edges=None) -> FairGraph:
@@ -81,7 +93,7 @@ def build(name: str, x: np.ndarray, sens: np.ndarray, y: np.ndarray, d: dict, ed
         full = torch.cat([feats, standardize(sens.reshape(-1, 1))], 1)
         edges = similarity_edges(full, d["edge_thresh"], d["max_degree"])
     seed = d["split_seed"]
-    train, val, test = split(len(labels), d["train_frac"], d["val_frac"], seed)
+    train, val, test = split(len(labels), d["train_frac"], d["val_frac"], seed, d["test_seed"])
     return FairGraph(name, feats, s, labels, edges, train, val, test, split_seed=seed)
 
 
