@@ -54,20 +54,17 @@ def simulation(
 class FederatedMethod(BenchMethod):
     """One federated algorithm (``fedbuff`` | ``fedasync`` | ``sync``) across concurrencies."""
 
-    def __init__(self, cfg: dict, algorithm: str) -> None:
+    def __init__(self, cfg: dict, algorithm: str, lr_grid: list[float], **server) -> None:
+        # server: the rest of methods.<name> (optimizer, momentum), read by simulation()
         super().__init__(cfg)
         self.automatic_optimization = False
         self.algorithm = algorithm
         d, s = cfg["data"], cfg["sim"]
-        if cfg["method"] not in cfg["methods"]:
-            raise BenchError(f"no methods.{cfg['method']} section in the config")
         if not s["concurrency"] or any(c < 1 for c in s["concurrency"]):
             raise BenchError(f"sim.concurrency must list positive integers, got {s['concurrency']}")
         self.net = build_net(cfg["model"]["arch"], d["input_dim"], d["num_classes"], cfg["model"]["hidden"])
         self.flat = FlatNet(self.net)
-        self.grid = [
-            (c, lr) for c in sorted(s["concurrency"]) for lr in cfg["methods"][cfg["method"]]["lr_grid"]
-        ]
+        self.grid = [(c, lr) for c in sorted(s["concurrency"]) for lr in lr_grid]
         self.results: dict[tuple[int, float], Simulation] = {}
         self.sim: Simulation | None = None
         self.test_acc = MulticlassAccuracy(d["num_classes"], average="micro")

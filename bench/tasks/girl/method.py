@@ -41,12 +41,10 @@ def picked(res: dict[str, torch.Tensor], rule: str) -> torch.Tensor:
 class GiRLMethod(BenchMethod):
     """PSRO with a first-order MAML oracle and R-PRD (eps > 0), or a baseline (see module doc)."""
 
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: dict, **section) -> None:
         super().__init__(cfg)
         self.automatic_optimization = False
-        if cfg["method"] not in cfg["methods"]:
-            raise BenchError(f"no methods.{cfg['method']} section in the config")
-        self.m = cfg["methods"][cfg["method"]]
+        self.m = section
         o = cfg["optim"]
         if self.m["policies"] < 1 or o["meta_steps"] < self.m["policies"]:
             raise BenchError(

@@ -18,9 +18,7 @@ import numpy as np
 from bench import artifacts
 from bench.tasks.nngraph import graphs, population
 
-STATS = ("mean", "std", "min", "max", "q25", "q50", "q75")  # the paper's distribution summary
 GRAPH_FAMILIES = ("degree", "centrality", "weights")
-FAMILIES = (*GRAPH_FAMILIES, "curve", "hparams")
 VERSION = 1
 
 
