@@ -5,9 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
 STAMP := $(VENV)/.installed
-FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+FMNIST := $(or $(BENCH_FASHION_MNIST),/usr/share/datasets/fashion-mnist)/train-images-idx3-ubyte.gz
 CHROMIUM := /usr/bin/chromium
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# the tasks whose cpu/smoke presets read Debian's Fashion-MNIST (bench/datasets/fashion_mnist.py)
+FMNIST_TASKS := asyncfl doorping emo nngraph reft
+# apt-get as root, or through sudo when it needs no password; else one line saying what to install
+APT := $(if $(filter 0,$(shell id -u)),apt-get,$(if $(shell sudo -n true 2>/dev/null && echo y),sudo -n apt-get))
 TASK ?= emo
 PRESET ?= cpu
 METHOD ?=
@@ -16,8 +19,9 @@ DEVICES ?=
 JOBS ?= 1
 
 help: ## Show this help
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 	@echo "  bench options: TASK=$(TASK) PRESET=$(PRESET) METHOD=a,b SEEDS=0,1 DEVICES=0,1 JOBS=$(JOBS)"
+	@echo "                 GPUS_PER_RUN=N RUNS_PER_GPU=K TIMEOUT=S FORCE=1"
 
 install: $(STAMP) $(FMNIST) $(CHROMIUM) ## Create .venv with bench and its deps; Debian data + chromium (idempotent)
 
@@ -37,24 +41,35 @@ $(STAMP): pyproject.toml scripts/mmcv-wheel.sh
 	$(PY) -m pip install -q $(WHEELS)/mmcv-2.1.0-cp*.whl
 	touch $@
 
-# Debian packages: Fashion-MNIST (offline images), chromium (the site's browser test)
-$(FMNIST) $(CHROMIUM):
-	$(SUDO) apt-get update -qq
-	$(SUDO) apt-get install -y -qq dataset-fashion-mnist chromium
+# Debian packages: Fashion-MNIST (offline images for the tasks that read it), chromium (the
+# site's browser test, for `make test` only)
+$(FMNIST):
+	@$(if $(APT),,echo "bench: $(TASK) reads Fashion-MNIST: as root, apt-get install dataset-fashion-mnist (or set BENCH_FASHION_MNIST to its folder)"; exit 1)
+	$(APT) update -qq && $(APT) install -y -qq dataset-fashion-mnist
+$(CHROMIUM):
+	@$(if $(APT),,echo "bench: the site's browser test needs chromium: as root, apt-get install chromium"; exit 1)
+	$(APT) update -qq && $(APT) install -y -qq chromium
 
-bench: install ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
+# an installed venv is used as it is (never rebuilt here: `make install` updates it)
+VENV_READY := $(if $(wildcard $(STAMP)),,$(STAMP))
+bench: $(VENV_READY) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
 	$(BENCH) sweep $(TASK) preset=$(PRESET) --jobs $(JOBS) $(if $(METHOD),--methods $(METHOD)) \
-		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(DEVICES),--devices $(DEVICES)); \
+		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(DEVICES),--devices $(DEVICES)) \
+		$(if $(GPUS_PER_RUN),--gpus-per-run $(GPUS_PER_RUN)) $(if $(RUNS_PER_GPU),--runs-per-gpu $(RUNS_PER_GPU)) \
+		$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(FORCE),--force); \
 	status=$$?; $(BENCH) publish $(TASK) && exit $$status
 
 test: install ## Fast test suite: harness units and every task's smoke preset end to end
 	$(PY) -m pytest -q
 
-lint: install ## ruff lint and format check
+gpu-check: $(VENV_READY) ## On a GPU node (<= 8 min): every paper preset a few steps on CUDA, emo DDP; gpu-check.json
+	$(PY) -m bench.gpu_check --out gpu-check.json
+
+lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check bench tests
 	$(VENV)/bin/ruff format --check bench tests
 
 perf: install ## Harness overhead vs a bare loop, `bench list` time, each task's figure [TASKS="a b"]
 	$(PY) -m bench.perf $(TASKS)
 
-.PHONY: help install bench test lint perf
+.PHONY: help install bench test lint perf gpu-check

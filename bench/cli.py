@@ -24,18 +24,30 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("task")
     run.add_argument("overrides", nargs="*")
     run.add_argument("--force", action="store_true", help="rerun even if an ok record exists")
-    sweep = sub.add_parser("sweep", help="a task's methods x seeds, locally, one worker per device")
+    sweep = sub.add_parser("sweep", help="a task's methods x seeds: local GPUs/CPUs, printed, SLURM, W&B")
     sweep.add_argument("task")
     sweep.add_argument("overrides", nargs="*", help="passed to every run (preset=... too)")
     sweep.add_argument("--methods", help="comma-separated subset of the preset's methods")
-    sweep.add_argument("--seeds", help="comma-separated seeds instead of the preset's")
-    sweep.add_argument("--devices", help="comma-separated GPU ids, one worker each")
+    sweep.add_argument("--seeds", help="comma-separated seeds instead of the preset's seeds:")
     sweep.add_argument("--preset", help="shorthand for preset=P")
-    sweep.add_argument("--jobs", type=int, default=1, help="CPU workers when no --devices")
-    sweep.add_argument("--force", action="store_true")
+    sweep.add_argument("--devices", help="comma-separated GPU ids (default: the visible GPUs)")
+    sweep.add_argument("--gpus-per-run", type=int, help="GPUs per run (sets trainer.devices)")
+    sweep.add_argument("--runs-per-gpu", type=int, default=1, help="small runs packed on each GPU")
+    sweep.add_argument("--jobs", type=int, default=1, help="CPU workers when no GPU is visible")
+    sweep.add_argument("--timeout", type=float, help="seconds per run; a run past it is killed, failed")
+    sweep.add_argument("--force", action="store_true", help="rerun runs that have an ok record")
+    sweep.add_argument("--print", action="store_true", help="print one `bench run` line per run")
+    sweep.add_argument("--launcher", choices=["local", "submitit"], default="local")
+    sweep.add_argument(
+        "--slurm", action="append", default=[], metavar="KEY=VALUE", help="a submitit parameter"
+    )
+    sweep.add_argument("--slurm-folder", type=Path, help="submitit's logs (default runs/slurm/TASK)")
+    sweep.add_argument("--wait", action="store_true", help="with submitit: wait for the array")
     sweep.add_argument(
         "--wandb", action="store_true", help="create the sweep on W&B, print the agent command"
     )
+    sweep.add_argument("--entity", help="W&B entity of the sweep (default: yours)")
+    sweep.add_argument("--project", help="W&B project of the sweep (default bench-TASK)")
     pub = sub.add_parser("publish", help="records -> leaderboards/")
     pub.add_argument("task", nargs="?")
     pub.add_argument(
@@ -105,6 +117,44 @@ def _run(ns, extra: list[str]) -> int:
     return 0 if record["status"] == "ok" else 1
 
 
+def _sweep(ns, extra: list[str]) -> int:
+    from bench import sweep
+    from bench.records import runs_root
+
+    overrides = ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
+    if ns.gpus_per_run is not None and ns.gpus_per_run < 1:
+        raise BenchError("--gpus-per-run takes a positive integer")
+    if ns.wandb:
+        spec = sweep.wandb_spec(ns.task, sweep.grid(ns.task, overrides, ns.methods, ns.seeds))
+        sweep.expand(ns.task, overrides, ns.methods, ns.seeds)  # refuse a bad sweep before creating it
+        print(sweep.create_wandb_sweep(ns.task, spec, ns.entity, ns.project))
+        return 0
+    opts = sweep.Options(
+        devices=ns.devices,
+        jobs=ns.jobs,
+        gpus_per_run=ns.gpus_per_run,
+        runs_per_gpu=ns.runs_per_gpu,
+        timeout=ns.timeout,
+        force=ns.force,
+    )
+    if ns.print or ns.launcher == "submitit":
+        runs = [sweep.run_args(a, opts) for a in sweep.expand(ns.task, overrides, ns.methods, ns.seeds)]
+        if ns.print:
+            print("\n".join(sweep.command_lines(ns.task, runs, ns.force)))
+            return 0
+        folder = ns.slurm_folder or runs_root() / "slurm" / ns.task
+        jobs = sweep.submit(ns.task, runs, sweep.parse_slurm(ns.slurm), folder, ns.force)
+        array = jobs[0].job_id.split("_")[0]
+        print(f"submitted {len(jobs)} runs of {ns.task} as job array {array} (logs: {folder})")
+        if not ns.wait:
+            return 0
+        codes = [job.result() for job in jobs]
+        failed = sum(c != 0 for c in codes)
+        print(f"sweep {ns.task}: {len(codes) - failed} ok, {failed} not ok")
+        return 1 if failed else 0
+    return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, opts)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         ns, extra = _parser().parse_known_args(argv)
@@ -117,13 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "run":
             return _run(ns, extra)
         elif ns.command == "sweep":
-            from bench import sweep
-
-            if ns.wandb:
-                print(sweep.create_wandb_sweep(ns.task))
-                return 0
-            overrides = ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
-            return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, ns.devices, ns.jobs, ns.force)
+            return _sweep(ns, extra)
         elif ns.command == "publish" and ns.check:
             from bench.leaderboard import check
 

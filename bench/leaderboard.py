@@ -88,7 +88,7 @@ def standard_hash(task: str, preset: str, method: str) -> str:
     return config.config_hash(config.resolve(task, [f"method={method}", f"preset={preset}"]))
 
 
-def _row(task, group: list[dict]) -> dict:
+def _row(task, group: list[dict], code: str) -> dict:
     newest = max(group, key=lambda r: r["finished"])
     prints = sorted({r["provenance"]["fingerprint"] for r in group})
     return {
@@ -104,7 +104,7 @@ def _row(task, group: list[dict]) -> dict:
             if any(k in r["cost"] for r in group)
         },
         "fingerprints": prints,
-        "stale": prints != [provenance.fingerprint(task.name)],
+        "stale": prints != [code],
         "dirty": any(r["provenance"]["git_dirty"] for r in group),
         "commits": sorted({(r["provenance"]["git_sha"] or "?")[:10] for r in group}),
         "provenance": newest["provenance"],
@@ -114,10 +114,12 @@ def _row(task, group: list[dict]) -> dict:
     }
 
 
-def aggregate(task_name: str, recs: list[dict]) -> dict:
+def aggregate(task_name: str, recs: list[dict], code: str | None = None) -> dict:
     """The leaderboard of one task: standard rows per (preset, method), variants labelled by their
-    overrides, and every claim of each preset judged on the standard rows' seeds."""
+    overrides, and every claim of each preset judged on the standard rows' seeds. A row is stale
+    when its records ran other code than ``code`` (the task's fingerprint now, by default)."""
     task = get_task(task_name)
+    code = code or provenance.fingerprint(task_name)
     groups = defaultdict(list)
     for rec in recs:
         groups[(rec["preset"], rec["method"], rec["config_hash"])].append(rec)
@@ -126,11 +128,11 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
         if preset not in config.presets(task_name):
             continue
         if digest == standard_hash(task_name, preset, method):
-            rows[preset][method] = _row(task, group)
+            rows[preset][method] = _row(task, group, code)
         else:
             standard = config.resolve(task_name, [f"method={method}", f"preset={preset}"])
             changed = config.overrides_of(group[0]["config"], standard)
-            variants[preset].append({"method": method, "overrides": changed, **_row(task, group)})
+            variants[preset].append({"method": method, "overrides": changed, **_row(task, group, code)})
     for table in rows.values():
         _compare_to_best(table, task.higher_is_better)
     verdicts = {}
@@ -140,6 +142,7 @@ def aggregate(task_name: str, recs: list[dict]) -> dict:
     return {
         "schema": BOARD_SCHEMA,
         "task": task.name,
+        "fingerprint": code,
         "paper": task.paper,
         "primary": task.primary,
         "higher_is_better": task.higher_is_better,
@@ -294,7 +297,9 @@ def _write_indexes(out: Path) -> list[Path]:
 
 def check(out: Path) -> list[str]:
     """What differs between the committed boards and what the committed records produce: one
-    line per file (boards of tasks without committed records are legacy and not checked)."""
+    line per file (boards of tasks without committed records are legacy and not checked). Rows
+    are judged stale against the code the board was published with, so a code change does not
+    fail the check: republishing marks the rows its code made stale."""
     import tempfile
 
     from bench import plots

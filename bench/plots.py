@@ -27,8 +27,11 @@ def plot_board(board: dict, out: Path) -> dict[str, list[str]]:
             means, stds = zip(*(_get(table[m], f"metrics.{board['primary']}") for m in methods), strict=True)
             fig, ax = plt.subplots(figsize=(7, 3.5))
             ax.bar(methods, means, yerr=stds, capsize=4, color="#4c72b0")
+            for i, m in enumerate(methods):  # each seed's value as a point on its bar
+                seeds = [v for v in table[m].get("by_seed", {}).values() if v is not None]
+                ax.plot([i] * len(seeds), seeds, "o", color="#dd8452", ms=4, zorder=3)
             ax.set_ylabel(board["primary"])
-            ax.set_title(f"{board['task']} ({preset}): mean ± std over seeds")
+            ax.set_title(f"{board['task']} ({preset}): mean ± std over seeds, points: seeds")
             ax.tick_params(axis="x", rotation=30)
             names.append(_save(fig, out, f"{board['task']}-{preset}-primary.png"))
         if board.get("curve"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -50,12 +51,18 @@ def _cpu_model() -> str:
 
 @cache
 def fingerprint(task: str) -> str:
-    """sha256 (16 hex) of the code that computes the task's results: its folder and the core."""
-    digest = hashlib.sha256()
+    """sha256 (16 hex) of the code that computes the task's results: its folder and the core. Of
+    task.py only its methods (targets and kwargs) count: a headline or a reported number changes
+    no result."""
+    from bench.registry import get_task
+
+    methods = [(m.name, m.target, m.kwargs) for m in get_task(task).methods]
+    digest = hashlib.sha256(json.dumps(methods, sort_keys=True).encode())
     for root in (f"bench/tasks/{task}", *CORE):
         path = _REPO / root
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(_REPO).as_posix().encode() + b"\0" + file.read_bytes())
+            if file != _REPO / f"bench/tasks/{task}/task.py":
+                digest.update(file.relative_to(_REPO).as_posix().encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:16]
 
 

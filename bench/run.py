@@ -12,7 +12,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import artifacts, config, provenance, records
+from bench import artifacts, config, provenance, records, tracking
 from bench.errors import BenchError
 from bench.registry import load
 
@@ -68,6 +68,7 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
         records.write(record, path)
     except OSError as e:  # disk full, read-only folder: the old record (if any) is left intact
         raise BenchError(f"cannot write the record {path}: {e.strerror or e}") from None
+    tracking.finish(record, path)
     return record, path
 
 
@@ -156,10 +157,7 @@ def _last_checkpoint(out_dir: Path) -> Path | None:
 def _logger(cfg: dict, out_dir: Path):
     kind = cfg.get("logger", "csv")
     if kind == "wandb":
-        from lightning.pytorch.loggers import WandbLogger
-
-        os.environ.setdefault("WANDB_MODE", "offline")
-        return WandbLogger(project=f"bench-{cfg['task']}", save_dir=out_dir, config=cfg)
+        return tracking.logger(cfg, out_dir)
     if kind == "csv":
         from lightning.pytorch.loggers import CSVLogger
 

@@ -43,7 +43,6 @@ def test_show_prints_claims_and_reported_numbers() -> None:
         (["show", "../etc"], "unknown task"),
         (["frobnicate"], "invalid choice"),
         (["sweep", "emo", "--seeds", "a,b"], "comma-separated integers"),
-        (["sweep", "emo", "--wandb"], "could not create the W&B sweep"),  # no API key here
         (["publish", "nope"], "unknown task"),
     ],
 )
@@ -52,6 +51,22 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert out.returncode == 2
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_a_failed_wandb_sweep_creation_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # W&B's answer is replaced: the same with or without credentials or a network
+    import wandb
+
+    from bench.cli import main
+
+    def refuse(*args, **kwargs):
+        raise wandb.errors.CommError("Network error (ConnectionError)\nretrying")
+
+    monkeypatch.setattr(wandb, "sweep", refuse)
+    assert main(["sweep", "emo", "--wandb", "--entity", "lab"]) == 2
+    err = capsys.readouterr().err
+    assert "could not create the W&B sweep (CommError: Network error" in err and "wandb login" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_missing_debian_dataset_says_how_to_install(tmp_path: Path) -> None:

@@ -1,24 +1,120 @@
-"""One run over two CPU processes (DDP, gloo): metrics sync across ranks, rank 0 writes."""
+"""DDP over two CPU processes (gloo) for every method of every task that trains through
+Lightning; single-process tasks refuse devices > 1 in one line.
+
+Contract, per method: the smoke preset (shrunk where a method is slow) runs once on one process
+and once with ``trainer.accelerator=cpu trainer.devices=2 trainer.strategy=ddp``. Both really
+train (no ``max_epochs=0``); the DDP run writes one ``ok`` record (rank 0 only, one line out) with
+the same metric keys, every value finite, and every metric within ``TOL`` of the one-process run.
+
+Why not exactly equal: two ranks see the same training samples (per-rank batch halved, so the
+global batch and step count are the one-process run's), but in DistributedSampler's order rather
+than the single process's shuffle, with BatchNorm statistics per rank, and dropout/augmentation
+drawn per rank. A few smoke steps from the same seeded weights move the metrics by little, so
+``TOL`` (absolute, or relative for metrics above 1) is the drift those differences allow; a DDP
+run that did not sync its test metrics (half the test set per rank), trained a different model
+or skipped training lands outside it. The untrained case is exact: test metrics of the same
+weights must agree to 1e-6 (test_test_metrics_sync_exactly).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pytest
+
+from bench.registry import tasks
 from tests.test_cli import bench
 
+TOL = 0.1
+DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
 
-def test_two_process_ddp_matches_one_process(runs_dir: Path) -> None:
-    # No training (max_epochs=0): both runs test the same seeded weights on the same 64 images,
-    # so the 2-rank accuracy, synced by torchmetrics over the split test set, must equal 1-rank's.
+# per task: the smallest overrides that still train (speed only); "{half}" is the per-rank batch
+SMALL: dict[str, list[str]] = {}
+# batch-size key per task, halved for the DDP run so the global batch matches
+BATCH: dict[str, str] = {"emo": "data.batch_size", "cmt": "data.batch_size", "drumlm": "data.batch_size"}
+
+
+def distributed(task) -> bool:
+    return getattr(task, "distributed", True)
+
+
+# Known gaps, each a finding for its task's owner (the test still runs them: xpass shows a fix).
+GAPS = {
+    "cmt": "DDP test metrics differ from one process's beyond TOL even at lr=0 after one step "
+    "(nds 0.064 vs 6e-5); the cause (per-rank BatchNorm statistics, DistributedSampler padding, "
+    "metric sync) is not established",
+}
+CASES = [
+    pytest.param(t.name, m.name, marks=[pytest.mark.xfail(reason=GAPS[t.name])] if t.name in GAPS else [])
+    for t in tasks().values()
+    if distributed(t)
+    for m in t.methods
+]
+SINGLE = [t.name for t in tasks().values() if not distributed(t)]
+
+
+def records(runs_dir: Path) -> dict[int, dict]:
+    found = [json.loads(p.read_text()) for p in runs_dir.glob("**/record.json")]
+    return {r["config"]["trainer"]["devices"]: r for r in found}
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= TOL * max(1.0, abs(b))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "method"), CASES, ids=[f"{c.values[0]}/{c.values[1]}" for c in CASES])
+def test_ddp_trains_and_matches_one_process(task: str, method: str, runs_dir: Path) -> None:
+    base = ["run", task, f"method={method}", "preset=smoke", "trainer.accelerator=cpu", *SMALL.get(task, [])]
+    one = bench(*base, "trainer.devices=1")
+    assert one.returncode == 0, one.stderr[-2000:]
+    extra = []
+    if task in BATCH:
+        from bench.run import locate
+
+        _, cfg, _, _ = locate(task, base[2:])
+        value = cfg
+        for part in BATCH[task].split("."):
+            value = value[part]
+        extra = [f"{BATCH[task]}={max(1, value // 2)}"]
+    two = bench(*base, *DDP[1:], *extra)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert len(two.stdout.strip().splitlines()) == 1, "only rank 0 reports"
+    found = records(runs_dir)
+    assert set(found) == {1, 2}
+    a, b = found[2], found[1]
+    assert a["status"] == "ok" and b["status"] == "ok"
+    assert set(a["metrics"]) == set(b["metrics"])
+    trained = "train_s" in b["cost"]
+    assert ("train_s" in a["cost"]) == trained, "both train, or neither (a method that only tests)"
+    gap = max((abs(a["metrics"][k] - b["metrics"][k]) for k in b["metrics"]), default=0.0)
+    print(f"\n{task}/{method}: max |DDP - one process| over {len(b['metrics'])} metrics = {gap:.4g}")
+    far = {
+        k: (a["metrics"][k], b["metrics"][k])
+        for k in b["metrics"]
+        if not (math.isfinite(a["metrics"][k]) and close(a["metrics"][k], b["metrics"][k]))
+    }
+    assert not far, f"DDP vs one process beyond {TOL}: {far}"
+
+
+def test_test_metrics_sync_exactly(runs_dir: Path) -> None:
+    # No training: both runs test the same seeded weights on the same 64 images, so the 2-rank
+    # accuracy, synced by torchmetrics over the split test set, must equal 1-rank's.
     base = ["run", "emo", "preset=smoke", "method=mobilenetv2", "trainer.max_epochs=0"]
     one = bench(*base)
     two = bench(*base, "trainer.devices=2", "trainer.strategy=ddp")
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-2000:]
     assert len(two.stdout.strip().splitlines()) == 1, "only rank 0 reports"
-    found = {
-        json.loads(p.read_text())["config"]["trainer"]["devices"]: json.loads(p.read_text())
-        for p in runs_dir.glob("**/record.json")
-    }
+    found = records(runs_dir)
     assert set(found) == {1, 2}
     assert abs(found[1]["metrics"]["test/acc"] - found[2]["metrics"]["test/acc"]) < 1e-6
+
+
+@pytest.mark.parametrize("task", SINGLE)
+def test_single_process_task_refuses_two_devices(task: str) -> None:
+    out = bench("run", task, "preset=smoke", "trainer.devices=2")
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]

@@ -8,8 +8,10 @@ for (const table of document.querySelectorAll("table.sortable")) {
     rows.forEach(r => body.appendChild(r));
   }));
 }
-(function mark() {  // data-images-ok tells a test (or a reader's devtools) every plot loaded
-  const imgs = [...document.images];
+(function mark() {  // tells a test (or a reader's devtools) every plot loaded, and if the page
+  const imgs = [...document.images];  // needs a horizontal scroll bar at this window's width
   if (!imgs.every(i => i.complete)) return setTimeout(mark, 50);
   document.body.dataset.imagesOk = String(imgs.every(i => i.naturalWidth > 0));
+  const root = document.documentElement;
+  document.body.dataset.scrollsX = String(root.scrollWidth > root.clientWidth);
 })();

@@ -1,5 +1,6 @@
-"""doorping: the distillation losses (DM, DC, DD), the trigger, the defenses, config errors, and the
-paper preset on a tiny CIFAR-10 fixture written as python pickle batches."""
+"""doorping: the distillation losses (DM, DC, DD), the trigger, the defenses, the clean-distillation
+control, config errors, and the paper preset on a tiny CIFAR-10 fixture written as python pickle
+batches."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from bench.config import resolve
 from bench.errors import BenchError
-from bench.tasks.doorping import attacks, distill
+from bench.tasks.doorping import attacks, control, distill
 from bench.tasks.doorping.data import load
 from bench.tasks.doorping.method import DistillAttack
 from bench.tasks.doorping.model import ConvNet
@@ -18,9 +19,10 @@ from tests.formats import write_cifar10
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))  # the clean-distillation stage
 
 
 def test_batched_dm_equals_the_per_class_loop() -> None:
@@ -160,7 +162,8 @@ def test_paper_preset_runs_dc_on_the_fixture(tmp_path: Path, bench_run) -> None:
     ]
     code, record = bench_run("doorping", "method=doorping", "preset=paper", *small)
     assert code == 0 and record["status"] == "ok", record["error"]
-    assert set(record["metrics"]) >= {"test/cta", "test/asr", "test/asr_all", "test/trigger_min"}
+    keys = {"test/cta", "test/asr", "test/asr_all", "test/asr_clean", "test/trigger_min"}
+    assert set(record["metrics"]) >= keys
     assert record["cost"]["trigger_adam_steps"] > 0
     assert (Path(record["config"]["data"]["root"]) / "cifar-10-batches-py").is_dir()
 
@@ -179,13 +182,39 @@ def test_neural_cleanse_flags_a_small_mask_and_reverses_a_real_trigger() -> None
     x = torch.zeros(8, 1, 6, 6)
     cfg = {"lr": 0.1, "steps": 60, "l1": 0.01}
     lo, hi = torch.tensor([[[0.0]]]), torch.tensor([[[1.0]]])
-    norms = defenses.reverse_mask_norms(Backdoored(), x, 3, lo, hi, cfg)
+    norms = defenses.reverse_mask_norms(Backdoored(), x, 3, lo, hi, (lo + hi) / 2, cfg)
     assert norms[0] < norms[1]  # the backdoor class needs the smaller mask
+
+
+def test_neural_cleanse_searches_a_range_covering_the_trigger() -> None:
+    cfg = resolve("doorping", ["preset=smoke", "method=doorping"])
+    run = DistillAttack(cfg, "doorping")
+    run.lo, run.hi = torch.tensor([[[-0.8]]]), torch.tensor([[[2.0]]])
+    run.trigger[run.mask.bool()] = torch.tensor([-900.0, 1.0, 5.0, 0.0])
+    lo, hi = run._nc_bounds()
+    assert lo.item() == -900.0 and hi.item() == 5.0  # the background zeros do not count
+    run.cfg = {**cfg, "defense": {**cfg["defense"], "nc_range": "valid"}}
+    assert run._nc_bounds() == (run.lo, run.hi)
+
+
+def test_clean_stage_is_the_clean_run_and_asr_clean_is_logged(bench_run, tmp_path, monkeypatch) -> None:
+    code, record = bench_run("doorping", "method=clean", "preset=smoke")
+    assert code == 0 and record["status"] == "ok", record["error"]
+    m = record["metrics"]
+    assert m["test/asr_clean"] == m["test/asr"]  # the clean run's own nets are its controls
+    cfg = record["config"]
+    offered = torch.load(next((tmp_path / "cache").glob(f"doorping/clean/*/{control.FILE}")))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "fresh"))
+    built = control.clean_set(cfg, load(cfg["data"]), torch.device("cpu"))  # built from scratch
+    assert torch.equal(built["syn"], offered["syn"])
+    code, record = bench_run("doorping", "method=doorping", "preset=smoke")
+    assert code == 0 and 0 <= record["metrics"]["test/asr_clean"] <= 1
+    assert record["artifacts"]["doorping/clean"]
 
 
 def test_dd_doorping_runs_at_smoke_with_both_defenses(bench_run) -> None:
     code, record = bench_run("doorping", "method=doorping", "preset=smoke", "distill.algorithm=dd")
     assert code == 0 and record["status"] == "ok", record["error"]
     m = record["metrics"]
-    assert {"test/fp_cta", "test/fp_asr", "test/fp_pruned", "test/nc_anomaly"} <= set(m)
+    assert {"test/fp_cta", "test/fp_asr", "test/fp_pruned", "test/nc_anomaly", "test/asr_clean"} <= set(m)
     assert 0 <= m["test/fp_pruned"] < 1 and record["cost"]["trigger_adam_steps"] > 0

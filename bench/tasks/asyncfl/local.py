@@ -13,15 +13,36 @@ from bench.errors import BenchError
 from bench.tasks.asyncfl.data import Federation
 from bench.tasks.asyncfl.model import FlatNet
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64 arrays (wrapping arithmetic): a fast counter-based hash."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def local_orders(
+    seed: int, clients: np.ndarray, serials: np.ndarray, n: int, epochs: int, batch: int
+) -> np.ndarray:
+    """Positions in the data of clients holding ``n`` examples each, one row per SGD step
+    ([clients, steps, batch], -1 = padding): per epoch a permutation, the argsort of hashed
+    (seed, client, launch serial, epoch, position) keys."""
+    key = _mix(np.full(len(clients), seed, dtype=np.uint64) + _GOLDEN)
+    for v in (clients, serials):
+        key = _mix(key ^ (np.asarray(v, dtype=np.uint64) + _GOLDEN))
+    slots = np.arange(1, epochs * n + 1, dtype=np.uint64) * _GOLDEN
+    keys = _mix(key[:, None] + slots[None, :]).reshape(len(clients), epochs, n)
+    per_epoch = -(-n // batch) * batch
+    out = np.full((len(clients), epochs, per_epoch), -1, dtype=np.int64)
+    out[:, :, :n] = np.argsort(keys, axis=2)
+    return out.reshape(len(clients), -1, batch)
+
 
 def local_order(seed: int, client: int, serial: int, n: int, epochs: int, batch: int) -> np.ndarray:
-    """Positions in the client's data, one row per SGD step ([steps, batch], -1 = padding)."""
-    rng = np.random.default_rng([seed, client, serial])
-    per_epoch = -(-n // batch) * batch
-    out = np.full((epochs, per_epoch), -1, dtype=np.int64)
-    for e in range(epochs):
-        out[e, :n] = rng.permutation(n)
-    return out.reshape(-1, batch)
+    """``local_orders`` of one client: [steps, batch]."""
+    return local_orders(seed, np.array([client]), np.array([serial]), n, epochs, batch)[0]
 
 
 class LocalTrainer:
@@ -33,14 +54,16 @@ class LocalTrainer:
 
     def batch_of(self, clients: np.ndarray, serials: np.ndarray):
         fed = self.fed
-        orders = [
-            local_order(self.seed, c, s, int(fed.offsets[c + 1] - fed.offsets[c]), self.epochs, self.batch)
-            for c, s in zip(clients.tolist(), serials.tolist(), strict=True)
-        ]
-        steps = max(len(o) for o in orders)
-        pos = np.full((len(orders), steps, self.batch), -1, dtype=np.int64)
-        for i, o in enumerate(orders):
-            pos[i, : len(o)] = o
+        sizes = fed.offsets[clients + 1] - fed.offsets[clients]
+        groups = {int(n): np.flatnonzero(sizes == n) for n in np.unique(sizes)}  # one hash per size
+        orders = {
+            n: local_orders(self.seed, clients[i], serials[i], n, self.epochs, self.batch)
+            for n, i in groups.items()
+        }
+        steps = max(o.shape[1] for o in orders.values())
+        pos = np.full((len(clients), steps, self.batch), -1, dtype=np.int64)
+        for n, i in groups.items():
+            pos[i, : orders[n].shape[1]] = orders[n]
         mask = pos >= 0
         rows = fed.index[fed.offsets[clients][:, None, None] + np.where(mask, pos, 0)]
         rows = torch.from_numpy(rows)

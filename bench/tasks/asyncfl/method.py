@@ -1,9 +1,12 @@
 """The methods as LightningModules with manual optimization: each ``training_step`` is one server
-update of the current simulation. A run simulates every concurrency in ``sim.concurrency`` with
-every server lr of the method's grid, picks per concurrency the lr that reaches the target
-soonest on the val split, and reports the test-split figures of that choice."""
+update of the current simulation. A run simulates each setting it studies (every concurrency of
+``sim.concurrency``; at the highest one every ``sim.sigmas`` and, for FedBuff, every
+``sim.buffers``), searches the server lr per setting on the val split, and reports the test-split
+figures of the chosen lr."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -12,64 +15,103 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from bench.errors import BenchError
 from bench.method import BenchMethod
-from bench.tasks.asyncfl import checks
-from bench.tasks.asyncfl.algorithms import ALGORITHMS, Simulation
-from bench.tasks.asyncfl.local import trainer_for
+from bench.tasks.asyncfl.algorithms import Setting, Simulation, simulation
 from bench.tasks.asyncfl.model import FlatNet, build_net
-from bench.tasks.asyncfl.simulator import Fleet, device_durations
+
+STUDIES = ("concurrency", "sigma", "buffer")
 
 
-def simulation(
-    cfg: dict, algorithm: str, fed, net: FlatNet, x0: torch.Tensor, conc: int, lr: float
-) -> Simulation:
-    """One simulation of ``algorithm`` at concurrency ``conc`` and server lr ``lr``; the device
-    speeds and client choices follow the run seed, the same for every method."""
-    s, m = cfg["sim"], cfg["methods"][cfg["method"]]
-    rng = np.random.default_rng([cfg["seed"], conc])
-    fleet = Fleet(device_durations(fed.sizes, cfg["client"]["epochs"], s["speed_sigma"], rng), rng)
-    trainer = trainer_for(s["engine"], fed, net, cfg["client"], cfg["seed"])
-    kw = dict(
-        concurrency=conc,
-        server_lr=lr,
-        optimizer=m["optimizer"],
-        momentum=m["momentum"],
-        betas=s["adam_betas"],
-        eps=s["adam_eps"],
-        horizon=s["horizon"],
-        eval_every=s["eval_every"],
-        target=s["target_acc"],
-        stop_at_target=s["stop_at_target"],
-    )
-    if algorithm == "sync":
-        kw["overselect"] = s["overselect"]
-    else:
-        kw.update(
-            buffer=1 if algorithm == "fedasync" else s["buffer"],
-            staleness_exponent=s["staleness_exponent"],
-            max_staleness=s["max_staleness"],
-        )
-    return ALGORITHMS[algorithm](fed, net, trainer, fleet, x0, **kw)
+def settings(sim: dict, algorithm: str, studies: list[str]) -> dict[str, Setting]:
+    """Metric label -> setting. ``c{C}``: each concurrency at the main sigma and buffer;
+    ``sigma{s}`` and ``k{K}``: at the highest concurrency. Labels of one setting share its
+    simulation (``sigma1`` is ``c1000``); a sync method has no buffer, so its ``k{K}`` are its
+    highest-C setting."""
+    unknown = sorted(set(studies) - set(STUDIES))
+    if unknown or "concurrency" not in studies:
+        raise BenchError(f"studies {studies} must include concurrency and choose from {STUDIES}")
+    conc = sorted(sim["concurrency"])
+    if not conc or conc[0] < 1:
+        raise BenchError(f"sim.concurrency must list positive integers, got {sim['concurrency']}")
+    hi, sigma, k = conc[-1], float(sim["speed_sigma"]), sim["buffer"]
+
+    def make(c: int, s: float, b: int) -> Setting:
+        return Setting(c, float(s), b if algorithm == "fedbuff" else k)
+
+    out = {f"c{c}": make(c, sigma, k) for c in conc}
+    if "sigma" in studies:
+        out |= {f"sigma{s:g}": make(hi, s, k) for s in sim["sigmas"]}
+    if "buffer" in studies:
+        out |= {f"k{b}": make(hi, sigma, b) for b in sim["buffers"]}
+    return out
+
+
+class LrWalk:
+    """The server-lr search of one setting and one momentum arm, on the arm's sorted lr grid: start
+    at ``start`` (the middle, or the choice of the nearest setting searched before) and evaluate
+    the neighbours of the best point until neither is better (a local minimum of time to target
+    on val). A best point at either end of the grid means the grid is too narrow: ``on_edge``
+    says so and the tests fail on it."""
+
+    def __init__(self, momentum: float, grid: list[float]) -> None:
+        if not grid or sorted(grid) != list(grid) or len(set(grid)) != len(grid):
+            raise BenchError(f"an lr_grid must be increasing and non-empty, got {grid}")
+        self.momentum, self.grid = momentum, list(grid)
+        self.start = len(grid) // 2
+        self.done: dict[int, Simulation] = {}
+
+    @staticmethod
+    def key(sim: Simulation, target: float) -> tuple[float, float]:
+        """Order of preference: sooner at the target on val, then higher last val accuracy."""
+        t, _, _, reached = sim.trace.to_target("val", target)
+        return (t if reached and not sim.diverged else math.inf, -sim.trace.val[-1] if sim.trace.val else 0.0)
+
+    def best(self, target: float) -> int | None:
+        return min(self.done, key=lambda i: (self.key(self.done[i], target), i)) if self.done else None
+
+    def best_key(self, target: float) -> tuple[float, float]:
+        return self.key(self.done[self.best(target)], target)
+
+    def next(self, target: float) -> int | None:
+        """The grid index to simulate next; None when the walk is over."""
+        b = self.best(target)
+        if b is None:
+            return self.start
+        return next((n for n in (b - 1, b + 1) if 0 <= n < len(self.grid) and n not in self.done), None)
+
+    def on_edge(self, target: float) -> bool:
+        return len(self.grid) > 1 and self.best(target) in (0, len(self.grid) - 1)
 
 
 class FederatedMethod(BenchMethod):
-    """One federated algorithm (``fedbuff`` | ``fedasync`` | ``sync``) across concurrencies."""
+    """One federated algorithm (``fedbuff`` | ``fedasync`` | ``sync``) across its settings; the
+    preset's ``methods:`` section of this method arrives as keyword arguments: the server
+    ``optimizer``, the momentum ``arms`` (each its own lr grid; several arms are tuned together,
+    the best per setting chosen on val) and the ``studies`` it runs."""
 
-    def __init__(self, cfg: dict, algorithm: str, lr_grid: list[float], **server) -> None:
-        # server: the rest of methods.<name> (optimizer, momentum), read by simulation()
+    def __init__(
+        self, cfg: dict, algorithm: str, optimizer: str, arms: list[dict], studies: list[str]
+    ) -> None:
         super().__init__(cfg)
         self.automatic_optimization = False
-        self.algorithm = algorithm
-        d, s = cfg["data"], cfg["sim"]
-        if not s["concurrency"] or any(c < 1 for c in s["concurrency"]):
-            raise BenchError(f"sim.concurrency must list positive integers, got {s['concurrency']}")
+        self.algorithm, self.optimizer = algorithm, optimizer
+        d = cfg["data"]
+        self.target = cfg["sim"]["target_acc"]
+        self.labels = settings(cfg["sim"], algorithm, studies)
+        if not arms:
+            raise BenchError("a method needs at least one arm {momentum, lr_grid}")
+        self.walks = {
+            s: [LrWalk(float(a["momentum"]), a["lr_grid"]) for a in arms]
+            for s in dict.fromkeys(self.labels.values())
+        }
+        hi = self.labels[f"c{max(cfg['sim']['concurrency'])}"]
+        order = sorted(self.walks, key=lambda s: (s.concurrency != hi.concurrency, distance(s, hi)))
+        order = sorted(order, key=lambda s: s.concurrency)
+        self.queue = [(s, i) for s in order for i in range(len(arms))]
         self.net = build_net(cfg["model"]["arch"], d["input_dim"], d["num_classes"], cfg["model"]["hidden"])
         self.flat = FlatNet(self.net)
-        self.grid = [(c, lr) for c in sorted(s["concurrency"]) for lr in lr_grid]
-        self.results: dict[tuple[int, float], Simulation] = {}
         self.sim: Simulation | None = None
         self.test_acc = MulticlassAccuracy(d["num_classes"], average="micro")
         self.summary = torch.nn.ModuleDict()
-        self._claims: dict[str, dict] = {}
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
@@ -80,60 +122,89 @@ class FederatedMethod(BenchMethod):
                 )
             self.x0 = self.flat.flatten()
 
-    def training_step(self, batch, batch_idx):
-        if self.sim is None:
-            c, lr = self.grid[len(self.results)]
+    def _cap(self, setting: Setting) -> float:
+        """The best val time to target found so far in this setting (over all arms)."""
+        return min((w.best_key(self.target)[0] for w in self.walks[setting] if w.done), default=math.inf)
+
+    def _start_next(self) -> bool:
+        """Start the next simulation of the lr searches; False when every search is over."""
+        while self.queue:
+            setting, arm = self.queue[0]
+            walk = self.walks[setting][arm]
+            if not walk.done:  # warm start: the lr chosen in the nearest setting searched so far
+                searched = [s for s, w in self.walks.items() if w[arm].done and s != setting]
+                if searched:
+                    near = min(searched, key=lambda s: distance(s, setting))
+                    walk.start = self.walks[near][arm].best(self.target)
+            i = walk.next(self.target)
+            if i is None:
+                self.queue.pop(0)
+                continue
             fed = self.trainer.datamodule.fed
-            self.sim = simulation(self.cfg, self.algorithm, fed, self.flat, self.x0, c, lr)
+            self.sim = simulation(
+                self.cfg,
+                self.algorithm,
+                fed,
+                self.flat,
+                self.x0,
+                setting,
+                self.optimizer,
+                walk.grid[i],
+                walk.momentum,
+                cap=self._cap(setting),
+            )
+            self._running = (walk, i)
+            return True
+        return False
+
+    def training_step(self, batch, batch_idx):
+        if self.sim is None and not self._start_next():
+            self.trainer.should_stop = True
+            return None
         sim = self.sim
         if sim.step():
-            self.results[(sim.C, sim.opt.lr)] = sim
+            walk, i = self._running
+            walk.done[i] = sim
+            if walk.best(self.target) == i:  # a candidate for the choice: its test curve is needed
+                sim.fill_test()
+            sim.models = None
             self.sim = None
-            if len(self.results) == len(self.grid):
-                self.trainer.should_stop = True
-        # The run's divergence watch reads a "loss": the model's norm turns inf/nan if it diverges.
-        return {"loss": sim.x.norm()}
+        # The run's divergence watch reads a "loss"; a diverging server lr is a result of the
+        # search (that candidate is never chosen), so the watch sees a constant.
+        return {"loss": torch.zeros(())}
 
     def on_fit_end(self) -> None:
-        self.chosen = self._choose()
-        hi = self.chosen[max(self.chosen)]
-        self.flat.load(hi.x)
-        if self.cfg["method"] in self.cfg["checks"]["methods"]:
-            self._claims = checks.run_all(self.cfg, self.trainer.datamodule.fed, self.x0)
-
-    def _choose(self) -> dict[int, Simulation]:
-        """Per concurrency, the lr reaching the target soonest on val (ties: higher final val acc)."""
-        target = self.cfg["sim"]["target_acc"]
-        best: dict[int, Simulation] = {}
-        for (c, _), sim in self.results.items():
-            key = (sim.trace.to_target("val", target)[0], -sim.trace.val[-1])
-            if c not in best or key < (best[c].trace.to_target("val", target)[0], -best[c].trace.val[-1]):
-                best[c] = sim
-        return best
+        self.chosen: dict[Setting, tuple[LrWalk, Simulation]] = {}
+        for setting, walks in self.walks.items():
+            pick = min((w for w in walks if w.done), key=lambda w: w.best_key(self.target))
+            self.chosen[setting] = (pick, pick.done[pick.best(self.target)])
+        hi = self.labels[f"c{max(self.cfg['sim']['concurrency'])}"]
+        self.flat.load(self.chosen[hi][1].x)
 
     def summary_values(self) -> dict[str, float]:
-        target, out = self.cfg["sim"]["target_acc"], {}
-        for c, sim in sorted(self.chosen.items()):
-            t, u, reached = sim.trace.to_target("test", target)
-            out |= {f"time_c{c}": t, f"updates_c{c}": u, f"reached_c{c}": float(reached)}
-            out |= {
-                f"acc_c{c}": sim.trace.test[-1],
-                f"lr_c{c}": sim.opt.lr,
-                f"trips_c{c}": sim.trace.trips[-1],
-            }
-        lo, hi = min(self.chosen), max(self.chosen)
+        out = {}
+        for label, setting in self.labels.items():
+            walk, sim = self.chosen[setting]
+            t, updates, trips, reached = sim.trace.to_target("test", self.target)
+            out |= {f"time_{label}": t, f"updates_{label}": updates, f"trips_{label}": trips}
+            out |= {f"reached_{label}": float(reached), f"acc_{label}": sim.trace.test[-1]}
+            out |= {f"lr_{label}": sim.opt.lr, f"momentum_{label}": walk.momentum}
+        conc = sorted(self.cfg["sim"]["concurrency"])
+        lo, hi = f"c{conc[0]}", f"c{conc[-1]}"
         out |= {
-            "time_to_target_lo": out[f"time_c{lo}"],
-            "time_to_target_hi": out[f"time_c{hi}"],
-            "updates_to_target_hi": out[f"updates_c{hi}"],
-            "scaling": out[f"time_c{lo}"] / out[f"time_c{hi}"],
+            "time_to_target_lo": out[f"time_{lo}"],
+            "time_to_target_hi": out[f"time_{hi}"],
+            "updates_to_target_hi": out[f"updates_{hi}"],
+            "scaling": out[f"time_{lo}"] / max(out[f"time_{hi}"], 1e-9),
+            "lr_edges": float(sum(w.on_edge(self.target) for w, _ in self.chosen.values())),
         }
-        return out
+        return out | idle_bias(self.chosen[self.labels[hi]][1])
 
     def on_test_start(self) -> None:
         for k in self.summary_values():
-            if k not in self.summary:
-                self.summary[k] = MeanMetric().to(self.device)
+            key = k.replace(".", "_")
+            if key not in self.summary:
+                self.summary[key] = MeanMetric().to(self.device)
 
     def test_step(self, batch, batch_idx):
         x, y = batch
@@ -141,11 +212,27 @@ class FederatedMethod(BenchMethod):
         self.log("test/acc", self.test_acc)
         if batch_idx == 0:
             for k, v in self.summary_values().items():
-                self.summary[k].update(v)
-                self.log(f"test/{k}", self.summary[k])
+                metric = self.summary[k.replace(".", "_")]
+                metric.update(v)
+                self.log(f"test/{k}", metric)
 
     def configure_optimizers(self):
         return None
 
-    def claims(self) -> dict[str, dict]:
-        return self._claims
+
+def distance(a: Setting, b: Setting) -> float:
+    """How far apart two settings are (decades of C and K, units of sigma), for warm starts."""
+    log = math.log10
+    return abs(log(a.concurrency / b.concurrency)) + abs(a.sigma - b.sigma) + abs(log(a.buffer / b.buffer))
+
+
+def idle_bias(sim: Simulation) -> dict[str, float]:
+    """How far client selection favours fast devices: ``idle_bias`` = the population's mean device
+    time over the launch-weighted mean (1 = unbiased; > 1 = the throughput it adds), and
+    ``fast_share`` = the share of launches going to the fastest quartile (0.25 = unbiased)."""
+    d, n = sim.fleet.durations, sim.launched
+    fast = d <= np.quantile(d, 0.25)
+    return {
+        "idle_bias": float(d.mean() / (np.dot(n, d) / n.sum())),
+        "fast_share": float(n[fast].sum() / n.sum()),
+    }

@@ -19,18 +19,26 @@ from bench.tasks.doorping.model import ConvNet
 
 
 def reverse_mask_norms(
-    net: nn.Module, x: torch.Tensor, classes: int, lo: torch.Tensor, hi: torch.Tensor, d: dict
+    net: nn.Module,
+    x: torch.Tensor,
+    classes: int,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    start: torch.Tensor,
+    d: dict,
 ) -> torch.Tensor:
-    """L1 norm of the reverse-engineered trigger mask of each class, on clean images ``x``."""
+    """L1 norm of the reverse-engineered trigger mask of each class, on clean images ``x``; the
+    pattern is searched in [``lo``, ``hi``] per channel (sigmoid-parametrised), from ``start``."""
     norms = []
+    frac = ((start - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4).expand(x.shape[1:])
     for k in range(classes):
         m_raw = torch.full(x.shape[-2:], -2.0, device=x.device, requires_grad=True)
-        p_raw = torch.zeros(x.shape[1:], device=x.device, requires_grad=True)
+        p_raw = torch.logit(frac).clone().to(x.device).requires_grad_(True)
         opt = torch.optim.Adam([m_raw, p_raw], lr=d["lr"])
         target = torch.full((len(x),), k, device=x.device)
         for _ in range(d["steps"]):
             m = torch.sigmoid(m_raw)
-            p = lo + (hi - lo) * torch.sigmoid(p_raw)  # a valid-pixel pattern
+            p = lo + (hi - lo) * torch.sigmoid(p_raw)
             loss = F.cross_entropy(net(x * (1 - m) + p * m), target) + d["l1"] * m.sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

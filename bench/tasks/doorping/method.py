@@ -20,7 +20,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from bench.errors import BenchError
 from bench.method import BenchMethod
-from bench.tasks.doorping import attacks, defenses, distill
+from bench.tasks.doorping import attacks, control, defenses, distill
+from bench.tasks.doorping.data import Images
 from bench.tasks.doorping.model import build_net
 
 ATTACKS = ("clean", "naive", "doorping", "doorping_clamped")
@@ -60,7 +61,7 @@ class DistillAttack(BenchMethod):
         self.attack = attack
         d, s = cfg["data"], cfg["distill"]
         c, size = d["num_classes"], d["image_size"]
-        self.syn = nn.Parameter(torch.randn(c * s["ipc"], d["channels"], size, size))
+        self.syn = nn.Parameter(torch.zeros(c * s["ipc"], d["channels"], size, size))
         self.register_buffer("syn_labels", torch.arange(c).repeat_interleave(s["ipc"]))
         # DD's learned step sizes, softplus-parametrised (inverse softplus of the initial value)
         t = s["dd_steps"] * s["dd_epochs"]
@@ -72,6 +73,9 @@ class DistillAttack(BenchMethod):
         self.test_cta = MulticlassAccuracy(c, average="micro")
         self.test_asr = MulticlassAccuracy(c, average="micro")
         self.test_asr_all = MulticlassAccuracy(c, average="micro")
+        # the final trigger on control nets trained on a clean distillation of the same seed
+        self.test_asr_clean = MulticlassAccuracy(c, average="micro")
+        self.control_nets: nn.ModuleList | list = []
         self.test_fp_cta = MulticlassAccuracy(c, average="micro")  # after fine-pruning
         self.test_fp_asr = MulticlassAccuracy(c, average="micro")
         self.fp_nets: nn.ModuleList = nn.ModuleList()
@@ -86,7 +90,10 @@ class DistillAttack(BenchMethod):
 
     # ---- fit: distillation ----
     def on_fit_start(self) -> None:
-        im = self.trainer.datamodule.images
+        self.prepare(self.trainer.datamodule.images)
+
+    def prepare(self, im: Images) -> None:
+        """Poison the real pool (per the attack) and initialise the synthetic set and its optimiser."""
         d, a, s = self.cfg["data"], self.cfg["attack"], self.cfg["distill"]
         if im.x.shape[1:] != self.syn.shape[1:]:
             raise BenchError(
@@ -107,21 +114,26 @@ class DistillAttack(BenchMethod):
             self.x[self.poison] = attacks.stamp(self.x[self.poison], self.trigger, self.mask)
             self.y[self.poison] = a["target"]
         self.by_class = [torch.nonzero(self.y == c).flatten() for c in range(d["num_classes"])]
-        if s["init"] == "real":
-            with torch.no_grad():
-                real = distill.sample_real(self.x, self.by_class, s["ipc"], self.gen)
-                self.syn.copy_(real.flatten(0, 1))
+        with torch.no_grad():
+            if s["init"] == "real":
+                self.syn.copy_(distill.sample_real(self.x, self.by_class, s["ipc"], self.gen).flatten(0, 1))
+            else:
+                self.syn.copy_(torch.randn(self.syn.shape, generator=self.gen))
         if s["algorithm"] == "dd":  # images and step sizes by Adam, as in DD
             self.opt_img = torch.optim.Adam([self.syn, self.raw_lrs], lr=s["dd_lr_img"], betas=(0.5, 0.999))
         else:
             self.opt_img = torch.optim.SGD([self.syn], lr=s["lr_img"], momentum=s["momentum_img"])
 
     def _net(self) -> nn.Module:
-        """A fresh ConvNet, channels_last (~1.5x faster convolutions on CPU, measured in perf.py)."""
+        """A fresh ConvNet, channels_last (~1.5x faster convolutions on CPU, measured in perf.py),
+        initialised from a seed drawn from the run's generator: every random draw of a run comes
+        from its seed, so the clean distillation is the same inside any run (the shared stage)."""
         d = self.cfg["data"]
-        return build_net(self.cfg, d["channels"], d["image_size"]).to(
-            self.device, memory_format=torch.channels_last
-        )
+        seed = int(torch.randint(2**31 - 1, (1,), generator=self.gen))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = build_net(self.cfg, d["channels"], d["image_size"])
+        return net.to(self.device, memory_format=torch.channels_last)
 
     def _restamp(self, net: nn.Module) -> None:
         """DOORPING: optimise the trigger on ``net``, then re-stamp the poisoned real images."""
@@ -140,11 +152,15 @@ class DistillAttack(BenchMethod):
 
     def training_step(self, batch, batch_idx):
         t0 = time.perf_counter()
-        step = {"dm": self._dm_step, "dc": self._dc_step, "dd": self._dd_step}
-        loss = step[self.cfg["distill"]["algorithm"]](batch_idx)
+        loss = self.distill_step(batch_idx)
         self.distill_s += time.perf_counter() - t0
         self.log("train/loss", loss.detach(), prog_bar=True)
         return {"loss": loss.detach()}
+
+    def distill_step(self, it: int) -> torch.Tensor:
+        """One distillation iteration of ``distill.algorithm``; returns its loss."""
+        step = {"dm": self._dm_step, "dc": self._dc_step, "dd": self._dd_step}
+        return step[self.cfg["distill"]["algorithm"]](it)
 
     def _syn_view(self) -> torch.Tensor:
         """The synthetic images as [classes, ipc, C, H, W]."""
@@ -185,12 +201,12 @@ class DistillAttack(BenchMethod):
                 self._restamp(net)
         return loss
 
-    def _dd_steps(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """DD's inner steps: ``dd_steps`` batches (ipc / dd_steps images of every class each), in
-        order, repeated ``dd_epochs`` times."""
+    def _dd_steps(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """DD's inner steps on the synthetic images ``flat``: ``dd_steps`` batches (ipc / dd_steps
+        images of every class each), in order, repeated ``dd_epochs`` times."""
         s = self.cfg["distill"]
         k = s["ipc"] // s["dd_steps"]
-        syn = self._syn_view()
+        syn = flat.view(self.cfg["data"]["num_classes"], s["ipc"], *flat.shape[1:])
         lab = self.syn_labels.view(syn.shape[0], -1)
         steps = [
             (syn[:, i * k : (i + 1) * k].flatten(0, 1), lab[:, i * k : (i + 1) * k].flatten())
@@ -204,7 +220,7 @@ class DistillAttack(BenchMethod):
         loss is backpropagated through the unrolled steps into the images and step sizes."""
         s = self.cfg["distill"]
         net = self._net()
-        w = distill.dd_unroll(net, self._dd_steps(), F.softplus(self.raw_lrs), create_graph=True)
+        w = distill.dd_unroll(net, self._dd_steps(self.syn), F.softplus(self.raw_lrs), create_graph=True)
         if self.doorping:
             trained = self._net()
             trained.load_state_dict({k: v.detach() for k, v in w.items()})
@@ -216,23 +232,36 @@ class DistillAttack(BenchMethod):
         return loss
 
     def on_fit_end(self) -> None:
-        """Train ``eval.nets`` fresh ConvNets on the synthetic set (DD: replay its learned steps, as
-        DD evaluates); run the defenses; save the synthetic set as a PNG grid."""
-        e = self.cfg["eval"]
-        syn = self.syn.detach()
-        for _ in range(e["nets"]):
-            net = self._net()
-            if self.cfg["distill"]["algorithm"] == "dd":
-                with torch.enable_grad():
-                    w = distill.dd_unroll(net, self._dd_steps(), F.softplus(self.raw_lrs.detach()), False)
-                net.load_state_dict({k: v.detach() for k, v in w.items()})
-            else:
-                distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
-            net.eval()
-            self.eval_nets.append(net)
+        """Train ``eval.nets`` fresh ConvNets on the synthetic set, and as many control nets on the
+        clean distillation of the same seed (the shared stage; the clean run's own nets are its
+        controls, and it offers its set to the stage); run the defenses; save the set as a PNG."""
+        syn, raw_lrs = self.syn.detach(), self.raw_lrs.detach()
+        self.eval_nets.extend(self._trained_nets(syn, raw_lrs))
+        if self.attack == "clean":
+            control.offer(self.cfg, syn, raw_lrs)
+            self.control_nets = self.eval_nets
+        else:
+            clean = control.clean_set(self.cfg, self.trainer.datamodule.images, self.device)
+            self.control_nets = nn.ModuleList(self._trained_nets(clean["syn"], clean["raw_lrs"]))
         self._neural_cleanse()
         self._fine_prune()
         self._save_grid(Path(self.trainer.default_root_dir) / "distilled.png")
+
+    def _trained_nets(self, syn: torch.Tensor, raw_lrs: torch.Tensor) -> list[nn.Module]:
+        """``eval.nets`` fresh ConvNets trained on ``syn`` by the official recipe (DD: replaying its
+        learned steps ``raw_lrs``, as DD evaluates), in eval mode."""
+        e, nets = self.cfg["eval"], []
+        syn, raw_lrs = syn.to(self.device), raw_lrs.to(self.device)
+        for _ in range(e["nets"]):
+            net = self._net()
+            with torch.enable_grad():
+                if self.cfg["distill"]["algorithm"] == "dd":
+                    w = distill.dd_unroll(net, self._dd_steps(syn), F.softplus(raw_lrs), False)
+                    net.load_state_dict({k: v.detach() for k, v in w.items()})
+                else:
+                    distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
+            nets.append(net.eval())
+        return nets
 
     def _fine_prune(self) -> None:
         """Fine-pruning on copies of the first ``defense.nets`` evaluation nets, with
@@ -259,15 +288,30 @@ class DistillAttack(BenchMethod):
             return
         im, target = self.trainer.datamodule.images, self.cfg["attack"]["target"]
         x = im.x_test[: d["images"]].to(self.device)
+        bounds = self._nc_bounds()
         with torch.enable_grad():
             for net in self.eval_nets[: d["nets"]]:
                 net.requires_grad_(False)
                 norms = defenses.reverse_mask_norms(
-                    net, x, self.cfg["data"]["num_classes"], self.lo, self.hi, d
+                    net, x, self.cfg["data"]["num_classes"], *bounds, (self.lo + self.hi) / 2, d
                 )
                 idx = defenses.anomaly_index(norms, target)
                 self.nc_index.append(idx)
                 self.nc_flagged.append(float(idx > d["threshold"] and int(norms.argmin()) == target))
+
+    def _nc_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel range Neural Cleanse searches patterns in: valid pixels
+        (``defense.nc_range=valid``, the original defense) or widened to cover the trigger actually
+        used (``trigger``: a defender told the trigger's value range, stronger than the paper's)."""
+        rng = self.cfg["defense"]["nc_range"]
+        if rng == "valid":
+            return self.lo, self.hi
+        if rng != "trigger":
+            raise BenchError(f"unknown defense.nc_range {rng!r}: choose valid or trigger")
+        on = self.mask.bool()
+        t = self.trigger.masked_fill(~on, float("inf")).amin((1, 2), keepdim=True)
+        u = self.trigger.masked_fill(~on, float("-inf")).amax((1, 2), keepdim=True)
+        return torch.minimum(self.lo, t), torch.maximum(self.hi, u)
 
     def _save_grid(self, path: Path) -> None:
         from torchvision.utils import save_image
@@ -293,12 +337,20 @@ class DistillAttack(BenchMethod):
             self.test_asr_all(logits_t, to_target)
             if keep.any():
                 self.test_asr(logits_t[keep], to_target[keep])
+        for net in self.control_nets:
+            if keep.any():
+                self.test_asr_clean(net(xt[keep]), to_target[keep])
         for net in self.fp_nets:
             self.test_fp_cta(net(x), y)
             if keep.any():
                 self.test_fp_asr(net(xt[keep]), to_target[keep])
         self.log_dict(
-            {"test/cta": self.test_cta, "test/asr": self.test_asr, "test/asr_all": self.test_asr_all}
+            {
+                "test/cta": self.test_cta,
+                "test/asr": self.test_asr,
+                "test/asr_all": self.test_asr_all,
+                "test/asr_clean": self.test_asr_clean,
+            }
         )
         if self.fp_nets:
             self.log_dict({"test/fp_cta": self.test_fp_cta, "test/fp_asr": self.test_fp_asr})
@@ -325,13 +377,6 @@ class DistillAttack(BenchMethod):
 
     def configure_optimizers(self):
         return None
-
-    def claims(self) -> dict[str, dict]:
-        if not self.doorping:
-            return {}
-        asr = float(self.trainer.callback_metrics["test/asr"])
-        bound = self.cfg["claims"]["doorping_asr"]
-        return {f"{self.attack}_asr": {"holds": asr >= bound, "value": asr, "bound": bound}}
 
     def cost(self) -> dict:
         iters = self.cfg["distill"]["iterations"]

@@ -14,6 +14,7 @@ TASK = Task(
     datamodule="bench.tasks.girl.data:TaskFamilyModule",
     primary="test/worst",
     higher_is_better=True,
+    distributed=False,  # one PSRO/MAML loop of rollouts in one process: a sweep parallelizes runs
     methods=(
         Method("girl", METHOD, "PSRO over P MAML best responses, adversary by R-PRD within eps of p0"),
         Method("maml", METHOD, "first-order MAML on the nominal distribution (GiRL with eps = 0, P = 1)"),

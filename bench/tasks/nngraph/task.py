@@ -18,6 +18,7 @@ TASK = Task(
     datamodule="bench.tasks.nngraph.data:PopulationDataModule",
     primary="test/acc",
     higher_is_better=True,
+    distributed=False,  # a population trained in the data step, predictors fit by sklearn
     methods=(
         _predictor("degree", ["degree"], "weighted-degree summaries of epochs 1..k (the paper's)"),
         _predictor("centrality", ["centrality"], "eigenvector-centrality summaries of epochs 1..k"),
