@@ -87,18 +87,20 @@ def summary(emb: torch.Tensor) -> torch.Tensor:
 
 
 class AKDStudent(Student):
-    """GraphAKD: each epoch, on the student's logits and embedding from [X, mean(proxy)],
+    """GraphAKD: each epoch, on the student's logits and embedding from its input (``inputs``),
     (every ``d_critic`` epochs) one discriminator step, then (every ``g_critic`` epochs) one
     student step on cross-entropy + the adversarial terms (+ alpha x approximated bias on the
     training nodes) and RELIANT's proxy step on every node. Keeps the state of lowest validation
-    cross-entropy."""
+    cross-entropy. Its schedule is its own (``optim.akd.epochs``: the official 600), spread over
+    the DataModule's ``optim.epochs`` steps."""
 
     strict = True
 
-    def __init__(self, cfg: dict, framework: str, objective: str | None = None, alpha: float | None = None):
-        super().__init__(cfg, framework, objective, alpha)
+    def __init__(self, cfg: dict, framework: str, **options) -> None:
+        super().__init__(cfg, framework, **options)
         self.discriminators = nn.ModuleDict()
         self.akd = cfg["optim"]["akd"]
+        self.epochs = self.akd["epochs"]
 
     def learn_from(self, name: str, g, knowledge) -> None:
         hidden = self.cfg["model"][self.fw["student"]]["hidden"]

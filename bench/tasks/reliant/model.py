@@ -196,10 +196,16 @@ def soft_step(p: torch.Tensor, degree: int) -> torch.Tensor:
     return out
 
 
-def approx_bias(probs: torch.Tensor, sens: torch.Tensor, degree: int) -> torch.Tensor:
-    """RELIANT's differentiable bias: sum over classes of (mean_{s=0} h(p) - mean_{s=1} h(p))^2."""
+def approx_bias(
+    probs: torch.Tensor, sens: torch.Tensor, degree: int, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """RELIANT's differentiable bias: sum over classes of (mean_{s=0} h(p) - mean_{s=1} h(p))^2.
+    ``weight`` (per node, >= 0) makes the group means weighted ones: the EO term weighs each node
+    by its probability of label 1 (1/0 where the label is known, the teacher's soft output where
+    it is not)."""
     h = soft_step(probs, degree)
-    g0, g1 = sens == 0, sens == 1
-    if not g0.any() or not g1.any():
+    w = torch.ones_like(h[:, 0]) if weight is None else weight
+    g0, g1 = w * (sens == 0), w * (sens == 1)
+    if g0.sum() <= 0 or g1.sum() <= 0:
         return probs.sum() * 0.0
-    return (h[g0].mean(0) - h[g1].mean(0)).square().sum()
+    return ((g0 @ h) / g0.sum() - (g1 @ h) / g1.sum()).square().sum()
