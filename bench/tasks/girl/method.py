@@ -50,6 +50,9 @@ class GiRLMethod(BenchMethod):
         self.summary = torch.nn.ModuleDict({k: MeanMetric() for k in METRICS})
 
     def setup(self, stage: str) -> None:
+        # The batched tensors are tiny: a second intra-op thread only waits on the first, and on a
+        # shared machine the threads' contention made runs 7x slower (docs/tasks/girl.md, Budget).
+        torch.set_num_threads(self.cfg["optim"]["threads"])
         if self.pop is None:
             fam = self.trainer.datamodule.family
             self.pop = Population(
@@ -111,3 +114,11 @@ class GiRLMethod(BenchMethod):
             "params": sum(p.numel() for pol in pols for p in pol),
             "train_episodes": self.pop.episodes if self.pop else 0,
         }
+
+
+def build(cfg: dict, **section) -> GiRLMethod:
+    """The registry's entry: the method's ``methods:`` section of the preset as keyword arguments
+    (read here from the config, in this one place, until the harness passes it)."""
+    if not section and cfg["method"] not in cfg.get("methods", {}):
+        raise BenchError(f"no methods.{cfg['method']} section in the config")
+    return GiRLMethod(cfg, **(section or cfg["methods"][cfg["method"]]))

@@ -5,7 +5,7 @@ Claims and their bounds live in the presets' ``claims:`` sections."""
 
 from bench.task import Method, Task
 
-METHOD = "bench.tasks.girl.method:GiRLMethod"
+METHOD = "bench.tasks.girl.method:build"
 
 TASK = Task(
     name="girl",
