@@ -38,5 +38,4 @@ class Watch(Callback):
 
     def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0):
         self.test_s += time.perf_counter() - self._t
-        first = batch[0] if isinstance(batch, (list, tuple)) else batch
-        self.test_samples += len(first)
+        self.test_samples += module.samples_in(batch)

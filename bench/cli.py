@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--out", type=Path, default=Path("leaderboards"))
     pub.add_argument("--strict", action="store_true", help="exit 1 if any record was skipped")
+    pub.add_argument(
+        "--allow-dirty", action="store_true", help="publish records from dirty trees or mixed code, marked"
+    )
+    pub.add_argument(
+        "--check", action="store_true", help="exit 1 if a committed board differs from its committed records"
+    )
     return p
 
 
@@ -62,9 +68,8 @@ def _list() -> None:
 
 
 def _show(name: str) -> None:
-    from bench.config import presets
+    from bench.config import preset_claims, presets
     from bench.registry import get_task
-    from bench.task import Relation
 
     task = get_task(name)
     print(f"{task.name}: {task.paper}\n{task.url}")
@@ -72,10 +77,9 @@ def _show(name: str) -> None:
     print(f"presets: {', '.join(presets(name))}\nmethods:")
     for m in task.methods:
         print(f"  {m.name:16s} {m.description}")
-    print("claims:")
-    for c in task.claims:
-        scope = "across runs" if isinstance(c, Relation) else "per run"
-        print(f"  {c.id} ({scope}): {c.text}")
+    for preset in presets(name):
+        for c in preset_claims(name, preset):
+            print(f"claim [{preset}, {c.kind}] {c.id}: {c.text} ({c.describe()})")
     if task.reported:
         print(f"reported by the paper ({task.reported_note}):")
         for method, values in task.reported.items():
@@ -120,10 +124,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             overrides = ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
             return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, ns.devices, ns.jobs, ns.force)
+        elif ns.command == "publish" and ns.check:
+            from bench.leaderboard import check
+
+            problems = check(ns.out)
+            print("\n".join(problems) or f"{ns.out}: every board is what its committed records produce")
+            return 1 if problems else 0
         elif ns.command == "publish":
             from bench.leaderboard import publish
 
-            written, skipped = publish(ns.task, ns.sources, ns.out)
+            written, skipped = publish(ns.task, ns.sources, ns.out, ns.allow_dirty)
             for line in skipped:
                 print(line, file=sys.stderr)
             print("\n".join(f"wrote {p}" for p in written))

@@ -1,8 +1,12 @@
-"""Configs: ``configs/<task>/<preset>.yaml`` plus dotlist overrides -> a validated, resolved dict.
+"""Configs: ``configs/base.yaml`` under ``configs/<task>/<preset>.yaml`` plus dotlist overrides
+-> a validated, resolved dict.
 
-A preset file may start with ``inherit: <preset>`` to change only what differs. Overrides are
-``a.b=v`` or ``--a.b=v``; ``method=``, ``preset=`` and ``seed=`` choose the run. An override may only
-set a key the preset has, with a value of the same kind.
+A preset file may start with ``inherit: <preset>`` to change only what differs; every chain starts
+from base.yaml (the trainer section). Overrides are ``a.b=v`` or ``--a.b=v``; ``method=``,
+``preset=`` and ``seed=`` choose the run. An override may only set a key the preset has, with a
+value of the same kind (or one of the kinds Lightning accepts for that Trainer option). A preset's
+``claims:`` (bench/claims.py) and ``seeds:`` (what a sweep runs) are popped: they are not part of a
+run's config.
 """
 
 from __future__ import annotations
@@ -19,12 +23,41 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.errors import BenchError
-from bench.registry import get_task, lookup
+from bench.claims import Claim, parse
+from bench.errors import BenchError, lookup
+from bench.registry import get_task
+from bench.task import Task
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-RUN_KEYS = ("method", "preset", "seed")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_INT = re.compile(r"^[+-]?[0-9]+$")
+# Keys that say where a run happens, not what it computes: kept in the record, out of the hash.
+LOCAL_KEYS = ("seed", "resume", "logger", "data.root", "data.num_workers", "data.workers")
+# Trainer options Lightning takes in more than one kind (devices=8, devices=[0, 1], devices=auto).
+UNIONS = {
+    "trainer.devices": (int, list, str),
+    "trainer.precision": (str, int),
+    "trainer.limit_train_batches": (int, float),
+    "trainer.limit_val_batches": (int, float),
+    "trainer.limit_test_batches": (int, float),
+    "trainer.val_check_interval": (int, float),
+    "trainer.gradient_clip_val": (int, float),
+}
+# Strings Lightning takes for those two options (anything else would only fail inside the run).
+_DEVICES = re.compile(r"^(auto|-1|[0-9]+(,[0-9]+)*,?)$")
+PRECISIONS = {
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "64-true",
+    "32-true",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+}
+DEFAULT_SEEDS = [0, 1, 2]
 
 
 def presets(task: str) -> list[str]:
@@ -32,11 +65,27 @@ def presets(task: str) -> list[str]:
 
 
 def read_preset(task: str, preset: str) -> dict:
-    """The preset's YAML with its ``inherit`` chain merged, unresolved."""
+    """base.yaml, then the preset's ``inherit`` chain, merged and unresolved."""
     lookup(preset, {p: p for p in presets(task)}, f"preset of task {task!r}")
     data = yaml.safe_load((CONFIGS_DIR / task / f"{preset}.yaml").read_text()) or {}
     parent = data.pop("inherit", None)
-    return _merge(read_preset(task, parent), data) if parent else data
+    if parent:
+        return _merge(read_preset(task, parent), data)
+    return _merge(yaml.safe_load((CONFIGS_DIR / "base.yaml").read_text()), data)
+
+
+def preset_claims(task: str, preset: str) -> tuple[Claim, ...]:
+    """The claims a preset declares (its ``claims:`` section), checked."""
+    methods = {m.name for m in get_task(task).methods}
+    return parse(read_preset(task, preset).get("claims"), f"configs/{task}/{preset}.yaml", methods)
+
+
+def preset_seeds(task: str, preset: str) -> list[int]:
+    """The seeds a sweep of this preset runs (its ``seeds:`` list)."""
+    seeds = read_preset(task, preset).get("seeds", DEFAULT_SEEDS)
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise BenchError(f"configs/{task}/{preset}.yaml: seeds must be a list of non-negative integers")
+    return seeds
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:
@@ -50,8 +99,14 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw else None
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, str) and _is_float(value):
-            value = float(value)  # YAML 1.1 reads 1e-3 as a string
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string; W&B's argv quotes "8", None
+            stripped = value.strip()
+            if _INT.match(stripped):
+                value = int(stripped)
+            elif _is_float(stripped):
+                value = float(stripped)
+            elif stripped in ("None", "none", "null", "~"):
+                value = None
         if isinstance(value, float) and not math.isfinite(value):
             raise BenchError(f"bad override {arg!r}: numbers must be finite")
         parsed[key] = value
@@ -60,10 +115,17 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
 
 def resolve(task_name: str, args: list[str]) -> dict:
     """The run config for ``bench run TASK args...``: preset + overrides, checked."""
+    return resolve_run(task_name, args)[1]
+
+
+def resolve_run(task_name: str, args: list[str]) -> tuple[Task, dict]:
+    """The task and the run config for ``bench run TASK args...``: preset + overrides, checked."""
     task = get_task(task_name)
     overrides = parse_overrides(args)
     preset = str(overrides.pop("preset", "cpu"))
     cfg = read_preset(task_name, preset)
+    cfg.pop("claims", None)
+    cfg.pop("seeds", None)
     method = str(overrides.pop("method", task.methods[0].name))
     task.method(method)
     seed = overrides.pop("seed", 0)
@@ -76,9 +138,16 @@ def resolve(task_name: str, args: list[str]) -> dict:
         _set(cfg, key, value)
     cfg = {"task": task_name, "method": method, "preset": preset, "seed": seed, "resume": resume, **cfg}
     try:
-        return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
+        cfg = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
     except OmegaConfBaseException as e:
         raise BenchError(f"config of {task_name}/{preset} does not resolve: {e}".splitlines()[0]) from None
+    devices = cfg["trainer"]["devices"]
+    if not task.distributed and (len(devices) if isinstance(devices, list) else devices) not in (1, "auto"):
+        raise BenchError(
+            f"task {task_name!r} runs in one process: trainer.devices must be 1, got {devices!r}; "
+            "a sweep parallelizes its runs instead (bench sweep --jobs N / --devices)"
+        )
+    return task, cfg
 
 
 def sweep_spec(task: str) -> dict:
@@ -90,10 +159,32 @@ def sweep_spec(task: str) -> dict:
 
 
 def config_hash(cfg: dict) -> str:
-    """sha256 of the canonical JSON of a run config without seed, logger and resume: seeds of one
-    config share a hash, and neither where curves go nor resuming changes the result."""
-    body = {k: v for k, v in cfg.items() if k not in ("seed", "logger", "resume")}
+    """sha256 of the canonical JSON of what determines a run's result: the config without the
+    machine-local keys (seeds of one config share a hash on every machine) and, of a ``methods:``
+    section, only the run's own method (editing one method's grid reruns only that method)."""
+    body = json.loads(json.dumps(cfg))
+    for dotted in LOCAL_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = body
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    if isinstance(body.get("methods"), dict):
+        body["methods"] = {cfg["method"]: body["methods"].get(cfg["method"])}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def overrides_of(cfg: dict, standard: dict) -> dict:
+    """The dotted keys where a run config differs from its preset's standard config, local keys
+    aside: ``{}`` for a standard run."""
+    ours, theirs = dict(_leaves(cfg)), dict(_leaves(standard))
+    others = [f"methods.{m}." for m in cfg.get("methods") or {} if m != cfg["method"]]
+    return {
+        k: ours.get(k)
+        for k in sorted(set(ours) | set(theirs))
+        if ours.get(k) != theirs.get(k) and k not in LOCAL_KEYS and not k.startswith(tuple(others))
+    }
 
 
 def _set(cfg: dict, dotted: str, value: Any) -> None:
@@ -113,6 +204,14 @@ def _set(cfg: dict, dotted: str, value: Any) -> None:
 def _check_kind(key: str, old: Any, new: Any) -> None:
     if old is None or new is None:
         return
+    if key in UNIONS:
+        bad_str = isinstance(new, str) and not (
+            _DEVICES.match(new) if key == "trainer.devices" else new in PRECISIONS
+        )
+        if not isinstance(new, UNIONS[key]) or isinstance(new, bool) or bad_str:
+            kinds = " or ".join(t.__name__ for t in UNIONS[key])
+            raise BenchError(f"bad value for {key}: expected {kinds} as Lightning takes it, got {new!r}")
+        return
     ok = {
         bool: lambda v: isinstance(v, bool),
         int: lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -125,11 +224,15 @@ def _check_kind(key: str, old: Any, new: Any) -> None:
         raise BenchError(f"bad value for {key}: expected {type(old).__name__}, got {new!r}")
 
 
-def _leaf_keys(cfg: dict, prefix: str = "") -> list[str]:
-    keys = []
+def _leaf_keys(cfg: dict) -> list[str]:
+    return [k for k, _ in _leaves(cfg)]
+
+
+def _leaves(cfg: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
     for k, v in cfg.items():
-        keys += _leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return keys
+        out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [(f"{prefix}{k}", v)]
+    return out
 
 
 def _merge(base: dict, top: dict) -> dict:

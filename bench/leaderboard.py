@@ -1,4 +1,10 @@
-"""Records -> leaderboards: per task, mean/std/n over seeds, the paper's numbers, claim verdicts."""
+"""Records -> leaderboards: standard rows per (preset, method), variants, claims judged over seeds.
+
+The records behind every board are committed under ``leaderboards/records/``; ``bench publish``
+merges new records (runs/, ``--from`` folders of other machines) into them and rebuilds the boards
+from all of them, so publishing never loses a published row, and ``bench publish --check`` proves
+that the committed boards are what the committed records produce.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,17 @@ import shutil
 import statistics
 from collections import defaultdict
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 
-from bench import records, render
+from bench import claims, config, provenance, records, render
+from bench.errors import BenchError
 from bench.registry import get_task, tasks
-from bench.run import runs_root
-from bench.task import RunClaim
 
-BOARD_SCHEMA = 1
+BOARD_SCHEMA = 2
+LEGACY = "records not in the repository"
+UNPUBLISHED_PRESETS = ("smoke",)  # for tests only, never on a committed board
+COMMITTED = "*-s*.json"  # leaderboards/records/<task>/<method>/<preset>/<hash12>-s<seed>.json
 
 
 def _problem(root: Path, path: Path, rec: dict | records.RecordError) -> str | None:
@@ -31,26 +40,41 @@ def _problem(root: Path, path: Path, rec: dict | records.RecordError) -> str | N
     return None
 
 
-def collect(task: str | None, sources: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
-    """``ok`` records by task, one per (config hash, seed): the latest wins, with its run
-    ``folder``; and one line per record file that was skipped, naming it and saying why."""
-    latest: dict[tuple, dict] = {}
-    skipped = []
-    for root in [runs_root(), *sources]:
-        for path, rec in records.find([root], task):
+def _read(roots: list[Path], task: str | None, skipped: list[str], name: str = "record.json") -> list[dict]:
+    """The usable ``ok`` records under ``roots``, each with the ``folder`` it lies in."""
+    found = []
+    for root in roots:
+        for path, rec in records.find([root], task, name):
             if problem := _problem(root, path, rec):
                 skipped.append(f"skipped {path}: {problem}")
             elif rec["status"] == "ok":
-                key = (rec["task"], rec["config_hash"], rec["seed"])
-                if key not in latest or rec["finished"] > latest[key]["finished"]:
-                    latest[key] = {**rec, "folder": path.parent}
-    by_task = defaultdict(list)
-    for rec in latest.values():
-        by_task[rec["task"]].append(rec)
-    return by_task, skipped
+                found.append({**rec, "folder": path.parent})
+    return found
 
 
-def _stats(values: list[float]) -> dict:
+def _key(rec: dict) -> tuple:
+    return rec["task"], rec["config_hash"], rec["seed"]
+
+
+def merge(committed: list[dict], new: list[dict], skipped: list[str]) -> tuple[list[dict], list[dict]]:
+    """All records, one per (task, config hash, seed), the latest run winning; and the new ones
+    that enter the committed set. A committed record is replaced only by a later run of the same
+    config and seed, and every record left out says so in one line."""
+    chosen = {_key(r): r for r in committed}
+    entering = {}
+    for rec in sorted(new, key=lambda r: r["finished"], reverse=True):
+        old = entering.get(_key(rec)) or chosen.get(_key(rec))
+        if old is not None and rec["finished"] <= old["finished"]:
+            if rec["finished"] < old["finished"]:
+                skipped.append(f"skipped {rec['folder']}: a later run of the same config and seed is used")
+            continue
+        if old is not None:
+            skipped.append(f"replaced {old['folder']} by the later run {rec['folder']}")
+        chosen[_key(rec)] = entering[_key(rec)] = rec
+    return list(chosen.values()), list(entering.values())
+
+
+def _stats(values: list[float | None]) -> dict:
     values = [v for v in values if v is not None]
     if not values:
         return {"mean": None, "std": None, "n": 0}
@@ -58,72 +82,79 @@ def _stats(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
 
 
+@cache
+def standard_hash(task: str, preset: str, method: str) -> str:
+    """The config hash of the preset's standard config for ``method`` (no overrides)."""
+    return config.config_hash(config.resolve(task, [f"method={method}", f"preset={preset}"]))
+
+
+def _row(task, group: list[dict]) -> dict:
+    newest = max(group, key=lambda r: r["finished"])
+    prints = sorted({r["provenance"]["fingerprint"] for r in group})
+    return {
+        "config_hash": group[0]["config_hash"],
+        "seeds": sorted(r["seed"] for r in group),
+        "metrics": {
+            k: _stats([r["metrics"].get(k) for r in group])
+            for k in sorted({k for r in group for k in r["metrics"]})
+        },
+        "cost": {
+            k: _stats([r["cost"].get(k) for r in group])
+            for k in render.COST_KEYS
+            if any(k in r["cost"] for r in group)
+        },
+        "fingerprints": prints,
+        "stale": prints != [provenance.fingerprint(task.name)],
+        "dirty": any(r["provenance"]["git_dirty"] for r in group),
+        "commits": sorted({(r["provenance"]["git_sha"] or "?")[:10] for r in group}),
+        "provenance": newest["provenance"],
+        "date": newest["finished"],
+        "reported": task.reported.get(group[0]["method"], {}),
+        "by_seed": {r["seed"]: r["metrics"].get(task.primary) for r in group},
+    }
+
+
 def aggregate(task_name: str, recs: list[dict]) -> dict:
-    """The leaderboard of one task: rows per (preset, method) from its newest config."""
+    """The leaderboard of one task: standard rows per (preset, method), variants labelled by their
+    overrides, and every claim of each preset judged on the standard rows' seeds."""
     task = get_task(task_name)
-    newest: dict[tuple, str] = {}
-    for rec in sorted(recs, key=lambda r: r["finished"]):
-        newest[(rec["preset"], rec["method"])] = rec["config_hash"]
-    rows = defaultdict(dict)
-    for (preset, method), digest in sorted(newest.items()):
-        group = [r for r in recs if r["config_hash"] == digest]
-        metrics = sorted({k for r in group for k in r["metrics"]})
-        run_claims = sorted({k for r in group for k in r["claims"]})
-        rows[preset][method] = {
-            "config_hash": digest,
-            "seeds": sorted(r["seed"] for r in group),
-            "metrics": {k: _stats([r["metrics"].get(k) for r in group]) for k in metrics},
-            "cost": {
-                k: _stats([r["cost"].get(k) for r in group])
-                for k in render.COST_KEYS
-                if any(k in r["cost"] for r in group)
-            },
-            "claims": {
-                c: {
-                    "holds": all(r["claims"][c]["holds"] for r in group if c in r["claims"]),
-                    "value": _stats([r["claims"][c]["value"] for r in group if c in r["claims"]])["mean"],
-                    "bound": group[0]["claims"].get(c, {}).get("bound"),
-                }
-                for c in run_claims
-            },
-            "stale": any(r["provenance"].get("task_version") != task.version for r in group),
-            "provenance": max(group, key=lambda r: r["finished"])["provenance"],
-            "date": max(r["finished"] for r in group),
-            "reported": task.reported.get(method, {}),
-            "by_seed": {r["seed"]: r["metrics"].get(task.primary) for r in group},
-        }
+    groups = defaultdict(list)
+    for rec in recs:
+        groups[(rec["preset"], rec["method"], rec["config_hash"])].append(rec)
+    rows, variants = defaultdict(dict), defaultdict(list)
+    for (preset, method, digest), group in sorted(groups.items()):
+        if preset not in config.presets(task_name):
+            continue
+        if digest == standard_hash(task_name, preset, method):
+            rows[preset][method] = _row(task, group)
+        else:
+            standard = config.resolve(task_name, [f"method={method}", f"preset={preset}"])
+            changed = config.overrides_of(group[0]["config"], standard)
+            variants[preset].append({"method": method, "overrides": changed, **_row(task, group)})
     for table in rows.values():
         _compare_to_best(table, task.higher_is_better)
+    verdicts = {}
+    for preset in sorted(set(rows) | set(variants)):
+        runs = {m: {s: _seed_metrics(recs, row, s) for s in row["seeds"]} for m, row in rows[preset].items()}
+        verdicts[preset] = {c.id: claims.judge(c, runs) for c in config.preset_claims(task_name, preset)}
     return {
         "schema": BOARD_SCHEMA,
         "task": task.name,
         "paper": task.paper,
         "primary": task.primary,
         "higher_is_better": task.higher_is_better,
+        "headline": list(task.headline),
         "reported_note": task.reported_note,
         "curve": task.curve,
         "series": [asdict(s) for s in task.series],
-        "presets": dict(rows),
-        "claims": {preset: _verdicts(task, table, preset) for preset, table in rows.items()},
+        "presets": {p: rows[p] for p in sorted(set(rows) | set(variants))},
+        "variants": dict(variants),
+        "claims": verdicts,
     }
 
 
-def copy_figures(board: dict, recs: list[dict], site: Path) -> dict[str, list[dict]]:
-    """The task's declared run figures, per preset and method those of the lowest seed, copied
-    into ``site`` as ``<task>-<preset>-<method>-<file>``: {preset: [{file, method, seed}]}."""
-    names = get_task(board["task"]).figures
-    out = {}
-    for preset, table in board["presets"].items():
-        shown = []
-        for method, row in table.items():
-            rec = min((r for r in recs if r["config_hash"] == row["config_hash"]), key=lambda r: r["seed"])
-            for name in names:
-                if (rec["folder"] / name).is_file():
-                    target = f"{board['task']}-{preset}-{method}-{name.replace('/', '-')}"
-                    shutil.copyfile(rec["folder"] / name, site / target)
-                    shown.append({"file": target, "method": method, "seed": rec["seed"]})
-        out[preset] = shown
-    return out
+def _seed_metrics(recs: list[dict], row: dict, seed: int) -> dict:
+    return next(r["metrics"] for r in recs if r["config_hash"] == row["config_hash"] and r["seed"] == seed)
 
 
 def _compare_to_best(table: dict, higher_is_better: bool) -> None:
@@ -152,54 +183,137 @@ def _compare_to_best(table: dict, higher_is_better: bool) -> None:
         }
 
 
-def _verdicts(task, table: dict, preset: str) -> dict:
+def _check_rows(board: dict, allow_dirty: bool) -> None:
+    """Refuse rows from dirty trees or mixing code versions, unless ``allow_dirty`` (marked)."""
+    for preset, table in board["presets"].items():
+        for method, row in table.items():
+            problem = "a dirty tree" if row["dirty"] else ""
+            if len(row["fingerprints"]) > 1:
+                problem = f"{len(row['fingerprints'])} code versions"
+            if problem and not allow_dirty:
+                raise BenchError(
+                    f"{board['task']}/{preset}/{method}: records from {problem}; commit, rerun "
+                    "(make bench FORCE=1) and publish, or mark them with --allow-dirty"
+                )
+
+
+def copy_figures(board: dict, recs: list[dict], site: Path) -> dict[str, list[dict]]:
+    """The task's declared run figures, per preset and method those of the lowest seed, copied
+    into ``site`` as ``<task>-<preset>-<method>-<file>``: {preset: [{file, method, seed}]}. A
+    figure already published is kept when only the committed record (no run folder) is left."""
+    names = get_task(board["task"]).figures
     out = {}
-    for claim in task.claims:
-        if isinstance(claim, RunClaim):
-            judged = {
-                m: table[m]["claims"][claim.id]
-                for m in claim.methods
-                if m in table and claim.id in table[m]["claims"]
-            }
-            holds = all(v["holds"] for v in judged.values()) if judged else None
-            out[claim.id] = {"text": claim.text, "holds": holds, "per_method": judged}
-        elif preset in claim.presets:
-            left = table.get(claim.left, {}).get("metrics", {}).get(claim.metric, {}).get("mean")
-            right = table.get(claim.right, {}).get("metrics", {}).get(claim.metric, {}).get("mean")
-            verdict = claim.judge(left, right) if None not in (left, right) else {"holds": None}
-            out[claim.id] = {"text": claim.text, **verdict}
+    for preset, table in board["presets"].items():
+        shown = []
+        for method, row in table.items():
+            rec = min((r for r in recs if r["config_hash"] == row["config_hash"]), key=lambda r: r["seed"])
+            for name in names:
+                target = f"{board['task']}-{preset}-{method}-{name.replace('/', '-')}"
+                source = rec["folder"] / name
+                if source.is_file() and source.resolve() != (site / target).resolve():
+                    shutil.copyfile(source, site / target)
+                if (site / target).is_file():
+                    shown.append({"file": target, "method": method, "seed": rec["seed"]})
+        out[preset] = shown
     return out
 
 
-def publish(task: str | None, sources: list[Path], out: Path) -> tuple[list[Path], list[str]]:
-    """Write ``<task>.json``, ``<task>.md`` and ``site/<task>.html`` (with plots) for each task
-    with records, then the indexes of every published task. Returns the files written and the
-    lines naming skipped records."""
+def _files(board: dict, out: Path, images: dict) -> dict[Path, str]:
+    name = board["task"]
+    return {
+        out / f"{name}.json": json.dumps(board, indent=1, sort_keys=True) + "\n",
+        out / f"{name}.md": render.markdown(board),
+        out / "site" / f"{name}.html": render.task_page(board, images),
+    }
+
+
+def _record_path(out: Path, rec: dict) -> Path:
+    return (
+        out
+        / "records"
+        / rec["task"]
+        / rec["method"]
+        / rec["preset"]
+        / f"{rec['config_hash'][:12]}-s{rec['seed']}.json"
+    )
+
+
+def publish(
+    task: str | None, sources: list[Path], out: Path, allow_dirty: bool = False
+) -> tuple[list[Path], list[str]]:
+    """Merge new records (runs/ and ``sources``) into the committed ones under ``out/records``,
+    then write ``<task>.json``, ``<task>.md`` and ``site/<task>.html`` (with plots) for each task
+    with records, and the indexes. Returns the files written and one line per record not used."""
     from bench import plots
 
     if task:
         get_task(task)
+    skipped: list[str] = []
+    committed = _read([out / "records"], task, skipped, COMMITTED)
+    new = []
+    for rec in _read([records.runs_root(), *sources], task, skipped):
+        if rec["preset"] in UNPUBLISHED_PRESETS:
+            skipped.append(f"not published {rec['folder']}: preset {rec['preset']} is for tests")
+        elif rec["provenance"]["git_dirty"] and not allow_dirty:
+            raise BenchError(
+                f"{rec['folder']} comes from a dirty tree: commit, rerun and publish, or --allow-dirty"
+            )
+        else:
+            new.append(rec)
+    merged, entering = merge(committed, new, skipped)
+    by_task = defaultdict(list)
+    for rec in merged:
+        by_task[rec["task"]].append(rec)
+    boards = {name: aggregate(name, recs) for name, recs in sorted(by_task.items())}
+    for board in boards.values():
+        _check_rows(board, allow_dirty)
+    for rec in entering:
+        records.write({k: v for k, v in rec.items() if k != "folder"}, _record_path(out, rec))
     site = out / "site"
     site.mkdir(parents=True, exist_ok=True)
     written = []
-    by_task, skipped = collect(task, sources)
-    for name, recs in sorted(by_task.items()):
-        board = aggregate(name, recs)
-        board["figures"] = copy_figures(board, recs, site)
-        images = plots.plot_board(board, site)
-        files = {
-            out / f"{name}.json": json.dumps(board, indent=1, sort_keys=True),
-            out / f"{name}.md": render.markdown(board),
-            site / f"{name}.html": render.task_page(board, images),
-        }
+    for name, board in boards.items():
+        board["figures"] = copy_figures(board, by_task[name], site)
+        files = _files(board, out, plots.plot_board(board, site))
         for path, text in files.items():
             path.write_text(text)
         written += list(files)
+    return [*written, *_write_indexes(out)], skipped
+
+
+def _write_indexes(out: Path) -> list[Path]:
     boards = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
-    index = ["# bench leaderboards", "", "| task | paper | presets |", "|---|---|---|"]
-    index += [f"| [{b['task']}]({b['task']}.md) | {b['paper']} | {', '.join(b['presets'])} |" for b in boards]
-    (out / "index.md").write_text("\n".join(index) + "\n")
-    (site / "index.html").write_text(render.index_page(boards))
-    for name, text in render.ASSETS.items():
-        (site / name).write_text(text)
-    return [*written, out / "index.md", site / "index.html"], skipped
+    site = out / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    files = {out / "index.md": render.index_markdown(boards), site / "index.html": render.index_page(boards)}
+    files.update({site / name: text for name, text in render.ASSETS.items()})
+    for path, text in files.items():
+        path.write_text(text)
+    return list(files)
+
+
+def check(out: Path) -> list[str]:
+    """What differs between the committed boards and what the committed records produce: one
+    line per file (boards of tasks without committed records are legacy and not checked)."""
+    import tempfile
+
+    from bench import plots
+
+    problems: list[str] = []
+    by_task = defaultdict(list)
+    for rec in _read([out / "records"], None, problems, COMMITTED):
+        by_task[rec["task"]].append(rec)
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, recs in sorted(by_task.items()):
+            board = aggregate(name, recs)
+            committed = out / f"{name}.json"
+            board["figures"] = (
+                json.loads(committed.read_text()).get("figures", {}) if committed.exists() else {}
+            )
+            for path, text in _files(board, out, plots.plot_board(board, Path(scratch))).items():
+                if not path.exists() or path.read_text() != text:
+                    problems.append(f"{path} differs from what {out}/records/{name}/ produces")
+    boards = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    if not (out / "index.md").exists() or (out / "index.md").read_text() != render.index_markdown(boards):
+        problems.append(f"{out}/index.md differs from the boards")
+    return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -25,6 +26,8 @@ PACKAGES = (
     "wandb",
 )
 _REPO = Path(__file__).resolve().parent.parent
+# The core a task's results depend on (beside its own folder); the harness's reporting code is not.
+CORE = ("bench/method.py", "bench/callbacks.py", "bench/artifacts.py", "bench/cost.py", "bench/datasets")
 
 
 def _git(*args: str) -> str | None:
@@ -43,6 +46,17 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@cache
+def fingerprint(task: str) -> str:
+    """sha256 (16 hex) of the code that computes the task's results: its folder and the core."""
+    digest = hashlib.sha256()
+    for root in (f"bench/tasks/{task}", *CORE):
+        path = _REPO / root
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(_REPO).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @cache

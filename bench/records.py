@@ -1,4 +1,4 @@
-"""Run records: schema v1 (docs/DESIGN.md), validated on write and read, written atomically."""
+"""Run records: schema v2 (docs/DESIGN.md), validated on write and read, written atomically."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ from pathlib import Path
 
 import jsonschema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: no per-run claims (the harness judges claims), a code fingerprint
 _NUM = {"type": ["number", "null"]}
-_CLAIM = {
-    "type": "object",
-    "required": ["holds", "value", "bound"],
-    "properties": {"holds": {"type": "boolean"}, "value": _NUM, "bound": _NUM},
-    "additionalProperties": False,
-}
 SCHEMA = {
     "type": "object",
     "required": [
@@ -31,7 +25,6 @@ SCHEMA = {
         "status",
         "metrics",
         "primary",
-        "claims",
         "cost",
         "provenance",
         "started",
@@ -58,15 +51,22 @@ SCHEMA = {
                 "higher_is_better": {"type": "boolean"},
             },
         },
-        "claims": {"type": "object", "additionalProperties": _CLAIM},
         "cost": {"type": "object"},
         "artifacts": {"type": "object", "additionalProperties": {"type": "string"}},
-        "provenance": {"type": "object", "required": ["bench_version", "git_sha", "python"]},
+        "provenance": {
+            "type": "object",
+            "required": ["bench_version", "git_sha", "git_dirty", "python", "fingerprint"],
+        },
         "started": {"type": "string"},
         "finished": {"type": "string"},
         "error": {"type": ["string", "null"]},
     },
 }
+
+
+def runs_root() -> Path:
+    """Where runs write their records: ``$BENCH_RUNS`` or ./runs."""
+    return Path(os.environ.get("BENCH_RUNS", "runs"))
 
 
 class RecordError(ValueError):
@@ -117,10 +117,10 @@ def read(path: Path) -> dict:
     return validate(record)
 
 
-def find(roots: list[Path], task: str | None = None):
-    """Yield (path, record or RecordError) for every record.json under the roots."""
+def find(roots: list[Path], task: str | None = None, name: str = "record.json"):
+    """Yield (path, record or RecordError) for every record file (``name``) under the roots."""
     for root in roots:
-        pattern = f"{task}/**/record.json" if task else "**/record.json"
+        pattern = f"{task}/**/{name}" if task else f"**/{name}"
         for path in sorted(Path(root).glob(pattern)):
             try:
                 yield path, read(path)

@@ -6,25 +6,15 @@ run needs it.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import lookup
 from bench.task import Task
 
 TASKS_DIR = Path(__file__).parent / "tasks"
-
-
-def lookup(name: str, options: dict[str, Any], what: str) -> Any:
-    """``options[name]``, or a BenchError naming the closest options."""
-    if name in options:
-        return options[name]
-    close = difflib.get_close_matches(str(name), list(options), n=3)
-    hint = f"did you mean {', '.join(close)}?" if close else f"choose from {', '.join(sorted(options))}"
-    raise BenchError(f"unknown {what} {name!r}: {hint}")
 
 
 @cache

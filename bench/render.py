@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 
 COST_KEYS = ("params", "flops", "throughput", "train_s")
@@ -13,10 +14,18 @@ class Section:
     """One preset of one task, as strings ready to print."""
 
     preset: str
+    claims: list[list[str]]
     header: list[str]
     rows: list[list[str]]
-    claims: list[list[str]]
+    all_header: list[str]
+    all_rows: list[list[str]]
+    variants: list[list[str]]
     provenance: list[list[str]]
+
+
+CLAIM_HEADER = ["claim", "verdict", "judged", "value", "bound", "Δ [95% CI]", "n"]
+VARIANT_HEADER = ["method", "overrides", "primary", "seeds", "commit"]
+PROVENANCE_HEADER = ["method", "git", "packages", "hardware", "date"]
 
 
 def _fmt(stat: dict | None, digits: int = 4) -> str:
@@ -32,56 +41,96 @@ def _num(v) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else ""
 
 
-def _verdict(holds) -> str:
-    return {True: "holds", False: "does not hold", None: "not judged"}[holds]
+def _interval(v: dict) -> str:
+    if v.get("diff") is None:
+        return v.get("reason", "")
+    if v.get("lo") is None:
+        return f"{v['diff']:+.4g}"
+    return f"{v['diff']:+.4g} [{v['lo']:+.4g}, {v['hi']:+.4g}]"
+
+
+def _name(method: str, row: dict) -> str:
+    marks = [m for m, on in (("stale", row["stale"]), ("dirty", row["dirty"])) if on]
+    return f"{method} ({', '.join(marks)})" if marks else method
+
+
+def claim_rows(verdicts: dict) -> list[list[str]]:
+    """Paper claims first, then the implementation's checks."""
+    order = sorted(verdicts.items(), key=lambda kv: kv[1]["kind"] != "paper")
+    return [
+        [
+            f"{cid}{' (check)' if v['kind'] == 'check' else ''}: {v['text']}",
+            v["verdict"],
+            v["claim"],
+            _num(v.get("value")),
+            _num(v.get("bound")),
+            _interval(v),
+            str(v["n"]),
+        ]
+        for cid, v in order
+    ]
 
 
 def sections(board: dict) -> list[Section]:
     out = []
     sign = 1 if board["higher_is_better"] else -1
+    primary = board["primary"]
     for preset, table in board["presets"].items():
-        metrics = sorted({k for row in table.values() for k in row["metrics"]})
+        shown = [primary, *(k for k in board["headline"] if k != primary)]
+        every = sorted({k for row in table.values() for k in row["metrics"]})
         costs = [k for k in COST_KEYS if any(k in row["cost"] for row in table.values())]
-        reported = sorted({k for row in table.values() for k in row["reported"]})
-        header = ["method", *metrics, "Δ vs best", "p (paired t)", *costs, *[f"paper {k}" for k in reported]]
-        order = sorted(
-            table, key=lambda m: -sign * (table[m]["metrics"].get(board["primary"], {}).get("mean") or 0)
-        )
-        rows, prov = [], []
+        order = sorted(table, key=lambda m: -sign * (table[m]["metrics"].get(primary, {}).get("mean") or 0))
+        rows, all_rows, prov = [], [], []
         for m in order:
             row, vs = table[m], table[m].get("vs_best", {})
+            reported = "; ".join(f"{k} {v}" for k, v in row["reported"].items())
             rows.append(
                 [
-                    f"{m} (stale)" if row["stale"] else m,
-                    *[_fmt(row["metrics"].get(k)) for k in metrics],
+                    _name(m, row),
+                    *[_fmt(row["metrics"].get(k)) for k in shown],
                     "best" if vs.get("best") == m else _num(vs.get("delta")),
                     _num(vs.get("p")),
                     *[_fmt(row["cost"].get(k), 1) for k in costs],
-                    *[_num(row["reported"].get(k)) for k in reported],
+                    reported,
                 ]
             )
+            all_rows.append([m, *[_fmt(row["metrics"].get(k)) for k in every]])
             p = row["provenance"]
             hw = p.get("hardware", {})
             prov.append(
                 [
                     m,
-                    (p.get("git_sha") or "?")[:10] + ("+dirty" if p.get("git_dirty") else ""),
+                    ", ".join(row["commits"]) + (" +dirty" if row["dirty"] else ""),
                     f"torch {p.get('packages', {}).get('torch', '?')}",
                     f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}"
                     + (f", {', '.join(hw['gpus'])}" if hw.get("gpus") else ""),
                     row["date"],
                 ]
             )
-        claims = []
-        for cid, v in board["claims"][preset].items():
-            if "per_method" in v:
-                value = "; ".join(f"{m}: {_num(c['value'])}" for m, c in v["per_method"].items())
-                bound = "; ".join(sorted({_num(c["bound"]) for c in v["per_method"].values()}))
-            else:
-                value, bound = _num(v.get("value")), _num(v.get("bound"))
-            claims.append([f"{cid}: {v['text']}", _verdict(v["holds"]), value, bound])
-        out.append(Section(preset, header, rows, claims, prov))
+        header = ["method", *shown, "Δ vs best", "p (paired t)", *costs, "paper"]
+        variants = [
+            [
+                v["method"],
+                ", ".join(f"{k}={json.dumps(x)}" for k, x in v["overrides"].items()) or "(code changed)",
+                _fmt(v["metrics"].get(primary)),
+                ", ".join(map(str, v["seeds"])),
+                ", ".join(v["commits"]),
+            ]
+            for v in board.get("variants", {}).get(preset, [])
+        ]
+        claims = claim_rows(board["claims"].get(preset, {}))
+        out.append(Section(preset, claims, header, rows, ["method", *every], all_rows, variants, prov))
     return out
+
+
+def counts(board: dict) -> dict[str, int]:
+    """Paper claims by verdict, over every preset of a board."""
+    tally = dict.fromkeys(("holds", "inconclusive", "does not hold", "not judged"), 0)
+    for verdicts in board.get("claims", {}).values():
+        for v in verdicts.values():
+            if v.get("kind") == "paper":
+                tally[v["verdict"]] += 1
+    return tally
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -96,29 +145,59 @@ def intro(board: dict) -> str:
     return (
         f"Primary metric: {board['primary']} ({'higher' if board['higher_is_better'] else 'lower'}"
         f" is better); mean ± std (n seeds); Δ and p: paired against the best method on shared "
-        f"seeds. Paper's numbers: {board['reported_note'] or 'none'}."
+        f"seeds. Claims: the 95% interval of the per-seed difference from the bound; holds / does not "
+        f"hold when it lies on one side, else inconclusive. Paper's numbers: "
+        f"{board['reported_note'] or 'none'}."
     )
 
 
 def markdown(board: dict) -> str:
     lines = [f"# {board['task']}: {board['paper']}", "", intro(board)]
     for s in sections(board):
-        lines += [
-            "",
-            f"## preset `{s.preset}`",
-            "",
-            *_md_table(s.header, s.rows),
-            *_md_figures(board.get("figures", {}).get(s.preset, [])),
-            "",
-            "### claims",
-            "",
-            *_md_table(["claim", "verdict", "value", "bound"], s.claims),
-            "",
-            "### provenance",
-            "",
-            *_md_table(["method", "git", "packages", "hardware", "date"], s.provenance),
-        ]
+        lines += ["", f"## preset `{s.preset}`", "", "### claims", "", *_md_table(CLAIM_HEADER, s.claims)]
+        lines += ["", "### results", "", *_md_table(s.header, s.rows)]
+        lines += _md_figures(board.get("figures", {}).get(s.preset, []))
+        lines += ["", "<details><summary>all metrics</summary>", "", *_md_table(s.all_header, s.all_rows)]
+        lines += ["", "</details>"]
+        if s.variants:
+            lines += ["", "### variants (runs with overrides; never a standard row)", ""]
+            lines += _md_table(VARIANT_HEADER, s.variants)
+        lines += ["", "### provenance", "", *_md_table(PROVENANCE_HEADER, s.provenance)]
     return "\n".join(lines) + "\n"
+
+
+def index_markdown(boards: list[dict]) -> str:
+    lines = [
+        "# bench leaderboards",
+        "",
+        "| task | paper | best (primary) | paper claims | presets | date | commit |",
+    ]
+    lines.append("|---" * 7 + "|")
+    lines += ["| " + " | ".join(_index_row(b, f"[{b['task']}]({b['task']}.md)")) + " |" for b in boards]
+    return "\n".join(lines) + "\n"
+
+
+def _index_row(board: dict, link: str) -> list[str]:
+    if board.get("legacy"):
+        return [link, board["paper"], f"legacy: {board['legacy']}", "", ", ".join(board["presets"]), "", ""]
+    preset = "cpu" if "cpu" in board["presets"] else next(iter(board["presets"]), None)
+    table = board["presets"].get(preset, {})
+    sign = 1 if board["higher_is_better"] else -1
+    ranked = [m for m in table if table[m]["metrics"].get(board["primary"], {}).get("mean") is not None]
+    best = max(ranked, key=lambda m: sign * table[m]["metrics"][board["primary"]]["mean"], default=None)
+    c = counts(board)
+    return [
+        link,
+        board["paper"],
+        f"{best}: {board['primary']} {_fmt(table[best]['metrics'][board['primary']])} ({preset})"
+        if best
+        else "",
+        f"{c['holds']} hold, {c['inconclusive']} inconclusive, {c['does not hold']} do not, "
+        f"{c['not judged']} not judged",
+        ", ".join(board["presets"]),
+        max((r["date"] for t in board["presets"].values() for r in t.values()), default="")[:10],
+        ", ".join(sorted({c for t in board["presets"].values() for r in t.values() for c in r["commits"]})),
+    ]
 
 
 # Sorting by a click on a column header; numbers sort as numbers.
@@ -132,15 +211,20 @@ for (const table of document.querySelectorAll("table.sortable")) {
     rows.forEach(r => body.appendChild(r));
   }));
 }
-(function mark() {  // data-images-ok tells a test (or a reader's devtools) every plot loaded
-  const imgs = [...document.images];
+(function mark() {  // tells a test (or a reader's devtools) every plot loaded, and if the page
+  const imgs = [...document.images];  // needs a horizontal scroll bar at this window's width
   if (!imgs.every(i => i.complete)) return setTimeout(mark, 50);
   document.body.dataset.imagesOk = String(imgs.every(i => i.naturalWidth > 0));
+  const root = document.documentElement;
+  document.body.dataset.scrollsX = String(root.scrollWidth > root.clientWidth);
 })();
 """
 _CSS = (
     "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;"
     "margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em}th{cursor:pointer;background:#eee}"
+    ".v{padding:.1em .5em;border-radius:.8em;white-space:nowrap;color:#fff;background:#888}"
+    ".v.holds{background:#2a7d3c}.v.does-not-hold{background:#b3261e}.v.inconclusive{background:#b07a00}"
+    "details{margin:1em 0}summary{cursor:pointer}"
     "img{max-width:48%;margin:.5em}figure{display:inline-block;max-width:48%;margin:.5em}"
     "figure img{max-width:100%;margin:0}"
 )
@@ -156,14 +240,11 @@ def _md_figures(figures: list[dict]) -> list[str]:
     return ["", "### figures", "", *(f"![{_caption(f)}](site/{f['file']})" for f in figures)]
 
 
-def _html_table(header: list[str], rows: list[list[str]], sortable: bool = True) -> str:
+def _html_table(header: list[str], rows: list[list[str]], css: str = "sortable") -> str:
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return (
-        f'<table class="{"sortable" if sortable else ""}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table>"
-    )
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 # Files every page links, written once beside the pages.
@@ -186,32 +267,47 @@ def task_page(board: dict, images: dict[str, list[str]]) -> str:
         f"<p>{e(intro(board))}</p>",
     ]
     for s in sections(board):
+        badges = [
+            [f'<span class="v {r[1].replace(" ", "-")}">{e(r[1])}</span>', *map(e, (r[0], *r[2:]))]
+            for r in s.claims
+        ]
         parts += [
-            f"<h2>preset {e(s.preset)}</h2>",
-            _html_table(s.header, s.rows),
+            f"<h2>preset {e(s.preset)}</h2><h3>claims</h3>",
+            _html_rows(CLAIM_HEADER, badges),
+            "<h3>results</h3>",
+            _html_table(s.header, s.rows, "sortable results"),
+            f"<details><summary>all metrics</summary>{_html_table(s.all_header, s.all_rows)}</details>",
             *(f'<img src="{e(name)}" alt="{e(name)}">' for name in images.get(s.preset, [])),
             *(
                 f'<figure><img src="{e(f["file"])}" alt="{e(f["file"])}"><figcaption>{e(_caption(f))}'
                 "</figcaption></figure>"
                 for f in board.get("figures", {}).get(s.preset, [])
             ),
-            "<h3>claims</h3>",
-            _html_table(["claim", "verdict", "value", "bound"], s.claims),
-            "<h3>provenance</h3>",
-            _html_table(["method", "git", "packages", "hardware", "date"], s.provenance),
         ]
+        if s.variants:
+            parts += ["<h3>variants (runs with overrides)</h3>", _html_table(VARIANT_HEADER, s.variants)]
+        parts += ["<h3>provenance</h3>", _html_table(PROVENANCE_HEADER, s.provenance)]
     return page(f"bench: {board['task']}", "".join(parts))
+
+
+def _html_rows(header: list[str], rows: list[list[str]]) -> str:
+    """A claims table: the verdict cell is a badge (already escaped), then the escaped cells."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in [header[1], header[0], *header[2:]])
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def index_page(boards: list[dict]) -> str:
     e = html.escape
-    rows = "".join(
-        f'<tr><td><a href="{e(b["task"])}.html">{e(b["task"])}</a></td><td>{e(b["paper"])}</td>'
-        f"<td>{e(', '.join(b['presets']))}</td></tr>"
-        for b in boards
-    )
+    header = ["task", "paper", "best (primary)", "paper claims", "presets", "date", "commit"]
+    rows = []
+    for b in boards:
+        cells = _index_row(b, "")
+        link = f'<a href="{e(b["task"])}.html">{e(b["task"])}</a>'
+        rows.append("<tr>" + f"<td>{link}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells[1:]) + "</tr>")
+    head = "".join(f"<th>{e(h)}</th>" for h in header)
     return page(
         "bench leaderboards",
-        '<h1>bench leaderboards</h1><table class="sortable"><thead><tr>'
-        f"<th>task</th><th>paper</th><th>presets</th></tr></thead><tbody>{rows}</tbody></table>",
+        f'<h1>bench leaderboards</h1><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>",
     )

@@ -14,22 +14,18 @@ from pathlib import Path
 
 from bench import artifacts, config, provenance, records
 from bench.errors import BenchError
-from bench.registry import get_task, load
-
-
-def runs_root() -> Path:
-    return Path(os.environ.get("BENCH_RUNS", "runs"))
+from bench.registry import load
 
 
 class DivergedError(RuntimeError):
     """Raised when the training loss stops being finite."""
 
 
-def locate(task_name: str, args: list[str]) -> tuple[dict, str, Path]:
-    """The resolved config of ``bench run TASK args...``, its hash and its record's path."""
-    cfg = config.resolve(task_name, args)
+def locate(task_name: str, args: list[str]) -> tuple:
+    """The task and resolved config of ``bench run TASK args...``, its hash and record path."""
+    task, cfg = config.resolve_run(task_name, args)
     digest = config.config_hash(cfg)
-    return cfg, digest, records.run_dir(runs_root(), cfg, digest) / "record.json"
+    return task, cfg, digest, records.run_dir(records.runs_root(), cfg, digest) / "record.json"
 
 
 def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict, Path | None]:
@@ -39,7 +35,7 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
     config hash and seed is returned as is unless ``force``. Any crash still writes a record; with
     several ranks only rank 0 writes.
     """
-    cfg, digest, path = locate(task_name, args)
+    task, cfg, digest, path = locate(task_name, args)
     if path.exists() and not force:
         try:
             old = records.read(path)
@@ -47,7 +43,6 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
             old = None
         if old and old["status"] == "ok":
             return old, path
-    task = get_task(task_name)
     record = _new_record(task, cfg, digest)
     t0 = time.perf_counter()
     try:
@@ -78,8 +73,8 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
 
 def record_failure(task_name: str, args: list[str], error: str) -> Path:
     """Write a ``failed`` record for a run that died without writing one (a killed worker)."""
-    cfg, digest, path = locate(task_name, args)
-    record = _new_record(get_task(task_name), cfg, digest)
+    task, cfg, digest, path = locate(task_name, args)
+    record = _new_record(task, cfg, digest)
     record.update(status="failed", error=error, finished=_now())
     records.write(record, path)
     return path
@@ -96,18 +91,21 @@ def _new_record(task, cfg: dict, digest: str) -> dict:
         "config_hash": digest,
         "status": "ok",
         "metrics": {},
-        "claims": {},
         "cost": {},
         "error": None,
         "primary": {"name": task.primary, "value": None, "higher_is_better": task.higher_is_better},
-        "provenance": {**provenance.collect(), "task_version": task.version},
+        "provenance": {
+            **provenance.collect(),
+            "fingerprint": provenance.fingerprint(task.name),
+            "task_version": task.version,
+        },
         "started": _now(),
         "finished": _now(),
     }
 
 
 def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
-    """Fill the record's metrics, claims and cost."""
+    """Fill the record's metrics and cost."""
     import lightning as L
     import torch
 
@@ -141,7 +139,6 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
             raise DivergedError(f"training loss became {timer.diverged} at step {trainer.global_step}")
     trainer.test(module, datamodule=datamodule, verbose=False)
     record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    record["claims"] = module.claims()
     record["artifacts"] = dict(artifacts.USED)
     record["cost"].update(module.cost())
     if timer.test_s > 0:

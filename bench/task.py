@@ -1,15 +1,15 @@
-"""What a task declares: its methods, data, primary metric, the paper's numbers and claims.
+"""What a task declares: its methods, data, primary and headline metrics, the paper's numbers.
 
 Declarations are plain dataclasses holding "module:Class" strings, so reading them (``bench list``)
-imports no torch. A task's ``task.py`` builds one ``Task`` named ``TASK``.
+imports no torch. A task's ``task.py`` builds one ``Task`` named ``TASK``. Its claims are data in
+each preset's ``claims:`` section (bench/claims.py), judged by the harness, not by the task.
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
-OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+from bench.errors import lookup
 
 
 @dataclass(frozen=True)
@@ -20,34 +20,6 @@ class Method:
     target: str
     description: str
     kwargs: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunClaim:
-    """A claim one run can judge by itself; the method's ``claims()`` returns its verdict."""
-
-    id: str
-    text: str
-    methods: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Relation:
-    """A claim judged across runs on seed means: ``mean(left) op scale * mean(right) + margin``."""
-
-    id: str
-    text: str
-    metric: str
-    left: str
-    op: str
-    right: str
-    scale: float = 1.0
-    margin: float = 0.0
-    presets: tuple[str, ...] = ("cpu",)
-
-    def judge(self, left: float, right: float) -> dict:
-        bound = self.scale * right + self.margin
-        return {"holds": bool(OPS[self.op](left, bound)), "value": left, "bound": bound}
 
 
 @dataclass(frozen=True)
@@ -76,7 +48,11 @@ class Task:
     primary: str
     higher_is_better: bool
     methods: tuple[Method, ...]
-    claims: tuple[RunClaim | Relation, ...] = ()
+    # At most five more metrics the board's main table shows beside the primary one.
+    headline: tuple[str, ...] = ()
+    # False where a run cannot be split across ranks (a simulator, a single-process RL loop):
+    # trainer.devices > 1 is then refused, and sweeps parallelize over runs instead.
+    distributed: bool = True
     # The paper's own numbers per method: {method: {metric: value}}, with where they come from.
     reported: dict = field(default_factory=dict)
     reported_note: str = ""
@@ -89,7 +65,8 @@ class Task:
     figures: tuple[str, ...] = ()
     version: int = 1
 
-    def method(self, name: str) -> Method:
-        from bench.registry import lookup
+    def __post_init__(self) -> None:
+        assert len(self.headline) <= 5, f"{self.name}: at most 5 headline metrics"
 
+    def method(self, name: str) -> Method:
         return lookup(name, {m.name: m for m in self.methods}, f"method of task {self.name!r}")

@@ -29,7 +29,7 @@ def test_list_shows_tasks_methods_presets() -> None:
 def test_show_prints_claims_and_reported_numbers() -> None:
     out = bench("show", "emo")
     assert out.returncode == 0
-    assert "params_vs_logs" in out.stdout and "71.5" in out.stdout
+    assert "emo1m_ge_mobilenetv2" in out.stdout and "71.5" in out.stdout
 
 
 @pytest.mark.parametrize(

@@ -2,39 +2,52 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from bench import records
-from bench.leaderboard import publish
+from bench import provenance, records
+from bench.claims import Gate
+from bench.config import config_hash, resolve
+from bench.errors import BenchError
+from bench.leaderboard import check, publish
 from tests.test_records import GOOD
 
 
-def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01-01T00:00:01") -> None:
+def record(
+    method: str, seed: int, acc: float, finished: str = "2026-01-01T00:00:01", overrides: tuple = (), **prov
+) -> dict:
+    """A record of the emo cpu preset's config (standard unless ``overrides``), as a run writes it."""
+    cfg = resolve("emo", [f"method={method}", "preset=cpu", f"seed={seed}", *overrides])
     rec = copy.deepcopy(GOOD)
     rec.update(
         method=method,
         seed=seed,
         preset="cpu",
-        config_hash=hashlib.sha256(method.encode()).hexdigest(),
+        config=cfg,
+        config_hash=config_hash(cfg),
         finished=finished,
         metrics={"test/acc": acc},
         primary={"name": "test/acc", "value": acc, "higher_is_better": True},
-        claims={},
         cost={"wall_s": 1.0, "params": 1000 + len(method)},
     )
-    rec["provenance"]["task_version"] = 1
-    records.write(rec, root / method / f"s{seed}-{finished}" / "record.json")
+    rec["provenance"].update({"fingerprint": provenance.fingerprint("emo"), "git_sha": "abc1234567", **prov})
+    return rec
 
 
-def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path) -> None:
+def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01-01T00:00:01", **kw) -> Path:
+    path = root / method / f"s{seed}-{finished}" / "record.json"
+    records.write(record(method, seed, acc, finished, **kw), path)
+    return path
+
+
+def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tmp_path: Path) -> None:
     for seed, acc in enumerate((0.8, 0.9)):
         put(runs_dir / "emo", "emo_1m", seed, acc)
         put(runs_dir / "emo", "emo_5m", seed, acc + 0.05)
-    put(runs_dir / "emo", "mobilenetv2", 0, 0.9)
+        put(runs_dir / "emo", "mobilenetv2", seed, acc + 0.1)
+    put(runs_dir / "emo", "emo_2m", 0, 0.7)
     other = tmp_path / "agent2"
     put(other / "emo", "emo_1m", 1, 0.7, finished="2026-01-01T00:00:00")  # older duplicate
     (other / "emo" / "junk").mkdir()
@@ -48,13 +61,99 @@ def test_publish_aggregates_dedupes_and_judges(runs_dir: Path, tmp_path: Path) -
         row["n"] == 2 and row["mean"] == pytest.approx(0.85) and row["std"] == pytest.approx(0.0707, abs=1e-4)
     )
     claims = board["claims"]["cpu"]
-    assert claims["emo5m_ge_emo1m"]["holds"] is True
-    assert claims["emo1m_ge_mobilenetv2"]["holds"] is False
-    assert claims["emo1m_ge_mobilenetv2"]["bound"] == pytest.approx(0.9)
+    assert claims["emo5m_ge_emo1m"]["verdict"] == "holds"  # +0.05 on both seeds: a zero-width interval
+    assert claims["emo5m_ge_emo1m"]["n"] == 2 and claims["emo5m_ge_emo1m"]["diff"] == pytest.approx(0.05)
+    assert claims["emo1m_ge_mobilenetv2"]["verdict"] == "does not hold"
+    assert claims["emo1m_ge_mobilenetv2"]["bound"] == pytest.approx(0.95)
     md = (tmp_path / "boards" / "emo.md").read_text()
     assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
+    assert md.index("### claims") < md.index("### results") < md.index("all metrics")
     assert "emo" in (tmp_path / "boards" / "index.md").read_text()
-    assert len(skipped) == 1 and "junk/record.json" in skipped[0]
+    assert "1 hold, 0 inconclusive, 1 do not" in (tmp_path / "boards" / "index.md").read_text()
+    assert any("junk/record.json" in line for line in skipped)
+    assert any("a later run of the same config" in line for line in skipped)
+    committed = sorted((tmp_path / "boards" / "records" / "emo").glob("**/*.json"))
+    assert len(committed) == 7, "every published record is copied beside the boards"
+
+
+def test_verdicts_are_three_valued() -> None:
+    from bench.claims import Claim, judge
+
+    claim = Claim("c", "a >= b", "m", "a", ">=", "b")
+
+    def runs(a: list[float], b: list[float]) -> dict:
+        return {"a": {s: {"m": v} for s, v in enumerate(a)}, "b": {s: {"m": v} for s, v in enumerate(b)}}
+
+    assert judge(claim, runs([1.0, 1.1, 1.2], [0.5, 0.6, 0.65]))["verdict"] == "holds"
+    assert judge(claim, runs([0.1, 0.2, 0.3], [0.5, 0.6, 0.65]))["verdict"] == "does not hold"
+    noisy = judge(claim, runs([1.0, 0.2, 0.9], [0.5, 0.6, 0.65]))
+    assert noisy["verdict"] == "inconclusive" and noisy["lo"] < 0 < noisy["hi"] and noisy["n"] == 3
+    assert judge(claim, runs([1.0], [0.5]))["verdict"] == "inconclusive"  # one seed: no interval
+    gated = Claim("g", "", "m", "a", ">=", 0.0, requires=(Gate("m", "b", ">=", 0.9),))
+    assert judge(gated, runs([1.0, 1.0], [0.5, 0.6]))["verdict"] == "not judged"
+    same_run = Claim("s", "", "m", "a", ">", {"metric": "n"}, scale=2.0)
+    out = judge(same_run, {"a": {s: {"m": 1.0, "n": n} for s, n in enumerate((0.1, 0.2, 0.15))}})
+    assert out["verdict"] == "holds" and out["bound"] == pytest.approx(0.3)
+
+
+def test_a_variant_run_leaves_the_standard_row_unchanged(runs_dir: Path, tmp_path: Path) -> None:
+    for seed in range(3):
+        put(runs_dir / "emo", "emo_1m", seed, 0.8 + seed / 100)
+    publish("emo", [], tmp_path / "boards")
+    before = json.loads((tmp_path / "boards" / "emo.json").read_text())["presets"]["cpu"]["emo_1m"]
+    put(runs_dir / "emo", "emo_1m", 0, 0.99, finished="2026-02-01T00:00:00", overrides=("optim.lr=3e-3",))
+    publish("emo", [], tmp_path / "boards")
+    board = json.loads((tmp_path / "boards" / "emo.json").read_text())
+    assert board["presets"]["cpu"]["emo_1m"] == before
+    (variant,) = board["variants"]["cpu"]
+    assert variant["overrides"] == {"optim.lr": 0.003} and variant["seeds"] == [0]
+    assert "optim.lr=0.003" in (tmp_path / "boards" / "emo.md").read_text()
+
+
+def test_publishing_keeps_committed_rows_and_check_guards_them(runs_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "boards"
+    for seed in range(2):
+        put(runs_dir / "emo", "emo_1m", seed, 0.8)
+    publish("emo", [], out)
+    for path in runs_dir.glob("**/record.json"):
+        path.unlink()  # a fresh clone: only the committed records are left
+    put(runs_dir / "emo", "emo_5m", 0, 0.9)
+    publish("emo", [], out)
+    board = json.loads((out / "emo.json").read_text())
+    assert board["presets"]["cpu"]["emo_1m"]["seeds"] == [0, 1] and "emo_5m" in board["presets"]["cpu"]
+    assert check(out) == []
+    (out / "emo.md").write_text((out / "emo.md").read_text().replace("emo_5m", "emo_9m"))
+    assert check(out) == [f"{out / 'emo.md'} differs from what {out}/records/emo/ produces"]
+
+
+def test_publish_refuses_dirty_trees_and_mixed_code_unless_allowed(runs_dir: Path, tmp_path: Path) -> None:
+    dirty = put(runs_dir / "emo", "emo_1m", 0, 0.8, git_dirty=True)
+    with pytest.raises(BenchError, match="dirty tree"):
+        publish("emo", [], tmp_path / "boards")
+    assert not (tmp_path / "boards" / "emo.json").exists(), "a refused publish writes nothing"
+    publish("emo", [], tmp_path / "boards", allow_dirty=True)
+    assert "emo_1m (dirty)" in (tmp_path / "boards" / "emo.md").read_text()
+    dirty.unlink()
+    put(runs_dir / "emo", "emo_5m", 0, 0.8, fingerprint="f" * 16)
+    put(runs_dir / "emo", "emo_5m", 1, 0.8)
+    with pytest.raises(BenchError, match="2 code versions"):
+        publish("emo", [], tmp_path / "boards2")
+
+
+def test_smoke_runs_are_never_published(bench_run, tmp_path: Path) -> None:
+    bench_run("emo", "method=mobilenetv2", "preset=smoke")
+    written, skipped = publish("emo", [], tmp_path / "boards")
+    assert not (tmp_path / "boards" / "emo.json").exists()
+    assert skipped and "preset smoke is for tests" in skipped[0]
+
+
+def test_two_machines_with_different_data_roots_merge_into_one_row(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    put(a / "emo", "emo_1m", 0, 0.8, overrides=("data.root=/mnt/a", "data.num_workers=4"))
+    put(b / "emo", "emo_1m", 1, 0.9, overrides=("data.root=/scratch/b",))
+    publish("emo", [a, b], tmp_path / "boards")
+    board = json.loads((tmp_path / "boards" / "emo.json").read_text())
+    assert board["presets"]["cpu"]["emo_1m"]["seeds"] == [0, 1] and not board["variants"]
 
 
 def test_series_plots_a_line_per_method_relative_to_over(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from bench import records
 
 GOOD = {
-    "schema": 1,
+    "schema": 2,
     "task": "emo",
     "method": "emo_1m",
     "preset": "smoke",
@@ -19,9 +19,14 @@ GOOD = {
     "status": "ok",
     "metrics": {"test/acc": 0.5},
     "primary": {"name": "test/acc", "value": 0.5, "higher_is_better": True},
-    "claims": {"c": {"holds": True, "value": 0.1, "bound": 0.2}},
     "cost": {"wall_s": 1.0},
-    "provenance": {"bench_version": "0", "git_sha": None, "python": "3.11"},
+    "provenance": {
+        "bench_version": "0",
+        "git_sha": None,
+        "git_dirty": False,
+        "python": "3.11",
+        "fingerprint": "0" * 16,
+    },
     "started": "2026-01-01T00:00:00+00:00",
     "finished": "2026-01-01T00:00:01+00:00",
     "error": None,
@@ -38,13 +43,14 @@ def test_roundtrip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r.update(schema=2), "schema"),
+        (lambda r: r.update(schema=1), "schema"),
         (lambda r: r.update(extra=1), "extra"),
         (lambda r: r.pop("metrics"), "metrics"),
         (lambda r: r.update(status="weird"), "status"),
         (lambda r: r.update(method="../x"), "method"),
         (lambda r: r["metrics"].update({"test/acc": None}), "non-finite"),
-        (lambda r: r["claims"]["c"].update(holds="yes"), "holds"),
+        (lambda r: r.update(claims={}), "claims"),
+        (lambda r: r["provenance"].pop("fingerprint"), "fingerprint"),
     ],
 )
 def test_invalid_records_are_refused(change, message: str, tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bench.errors import BenchError
-from bench.registry import get_task, lookup, tasks
+from bench.errors import BenchError, lookup
+from bench.registry import get_task, tasks
 
 
 def test_tasks_are_discovered_with_their_methods() -> None:

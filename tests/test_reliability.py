@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import errno
 import json
 import multiprocessing
@@ -19,7 +18,7 @@ from bench import records
 from bench.cli import main
 from bench.config import read_preset
 from bench.leaderboard import publish
-from tests.test_leaderboard import put
+from tests.test_leaderboard import put, record
 from tests.test_records import GOOD
 
 
@@ -77,7 +76,7 @@ def test_publish_skips_bad_records_and_strict_fails(runs_dir: Path, tmp_path: Pa
     put(runs_dir / "emo", "emo_1m", 0, 0.8)
     bad = {
         "truncated": json.dumps(GOOD)[:40],
-        "schema2": json.dumps({**GOOD, "schema": 2}),
+        "schema1": json.dumps({**GOOD, "schema": 1}),
         "foreign": json.dumps({**GOOD, "injected": "x"}),
         "nan": json.dumps(GOOD).replace('"test/acc": 0.5', '"test/acc": NaN'),
         "othertask": json.dumps({**GOOD, "task": "nngraph"}),
@@ -115,9 +114,7 @@ def test_disk_full_is_one_line_and_keeps_the_old_record(bench_run, runs_dir, mon
 
 def _writer(root: str, worker: int, count: int) -> None:
     for i in range(count):
-        rec = copy.deepcopy(GOOD)
-        rec.update(seed=worker * 100 + i, preset="cpu")
-        rec["provenance"]["task_version"] = 1
+        rec = record("emo_1m", worker * 100 + i, 0.5)
         records.write(rec, Path(root) / "emo" / "emo_1m" / "cpu" / f"w{worker}-{i}" / "record.json")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -59,17 +60,17 @@ def test_site_renders_tables_and_plots_and_escapes(runs_dir: Path, tmp_path: Pat
     _, skipped = publish("emo", [], tmp_path / "boards")
     assert "evil/record.json" in " ".join(skipped), "a record with a hostile name is refused"
 
-    dom = chromium(tmp_path, "--dump-dom", f"{url}/emo.html")
+    dom = chromium(tmp_path, "--window-size=1280,900", "--dump-dom", f"{url}/emo.html")
     assert dom.count("<tr>") >= 2 + 1 and "emo_1m" in dom and "mobilenetv2" in dom
     assert 'data-images-ok="true"' in dom and dom.count("<img") == 2
+    assert 'data-scrolls-x="false"' in dom, "the page fits 1280 px without a horizontal scroll bar"
+    assert dom.index('class="claims"') < dom.index('class="sortable results"') < dom.index("all metrics")
     assert 'href="emo.html"' in chromium(tmp_path, "--dump-dom", f"{url}/index.html")
     shot = tmp_path / "emo.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,900", f"{url}/emo.html")
     assert shot.stat().st_size > 10_000
 
     # Names are validated before publishing; the renderer escapes all the same (defence in depth).
-    import json
-
     board = json.loads((tmp_path / "boards" / "emo.json").read_text())
     board["presets"]["cpu"][HOSTILE] = board["presets"]["cpu"].pop("emo_1m")
     board["paper"] = HOSTILE
@@ -87,8 +88,12 @@ def test_published_pages_render(page: str, tmp_path: Path) -> None:
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(PUBLISHED))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{page}"
     try:
-        dom = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/{page}")
+        dom = chromium(tmp_path, "--window-size=1280,900", "--dump-dom", url)
     finally:
         server.shutdown()
     assert "<tbody><tr>" in dom and 'data-images-ok="true"' in dom
+    board = PUBLISHED.parent / page.replace(".html", ".json")
+    if board.exists() and "legacy" not in json.loads(board.read_text()):
+        assert 'data-scrolls-x="false"' in dom, "the page fits 1280 px without a horizontal scroll bar"

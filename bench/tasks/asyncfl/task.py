@@ -1,7 +1,7 @@
 """asyncfl: buffered asynchronous federated learning (FedBuff, AISTATS 2022) as run in production
 by PAPAYA (MLSys 2022), against synchronous FedAvg / FedAvgM with over-selection."""
 
-from bench.task import Method, Relation, RunClaim, Series, Task
+from bench.task import Method, Series, Task
 
 METHOD = "bench.tasks.asyncfl.method:FederatedMethod"
 
@@ -37,53 +37,6 @@ TASK = Task(
             METHOD,
             "sync FedAvg with server momentum 0.9 (FedBuff's baseline)",
             {"algorithm": "sync"},
-        ),
-    ),
-    claims=(
-        Relation(
-            "speedup_hi_fedavg",
-            "at the highest concurrency FedBuff reaches the target >= 1.5x sooner than FedAvg",
-            "test/time_to_target_hi",
-            "fedavg",
-            ">=",
-            "fedbuff",
-            scale=1.5,
-        ),
-        Relation(
-            "speedup_hi_fedavgm",
-            "at the highest concurrency FedBuff reaches the target >= 1.5x sooner than FedAvgM",
-            "test/time_to_target_hi",
-            "fedavgm",
-            ">=",
-            "fedbuff",
-            scale=1.5,
-        ),
-        Relation(
-            "speedup_grows",
-            "speedup over FedAvg larger at the highest C than at the lowest: FedBuff's time ratio "
-            "lowest-C / highest-C exceeds FedAvg's",
-            "test/scaling",
-            "fedbuff",
-            ">",
-            "fedavg",
-        ),
-        Relation(
-            "updates_hi",
-            "at the highest concurrency FedBuff needs <= the client updates to target of FedAvg",
-            "test/updates_to_target_hi",
-            "fedbuff",
-            "<=",
-            "fedavg",
-        ),
-        RunClaim(
-            "k1_equals_fedasync",
-            "FedBuff with K = 1 reproduces FedAsync exactly (max |diff| = 0)",
-            ("fedbuff",),
-        ),
-        RunClaim(
-            "sequential_equals_sgd",
-            "one client, C = K = 1, server lr 1: the simulation equals centralised SGD",
-            ("fedbuff",),
         ),
     ),
     series=(

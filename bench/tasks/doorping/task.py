@@ -1,6 +1,6 @@
 """doorping: backdoor attacks against dataset distillation (Liu et al., NDSS 2023)."""
 
-from bench.task import Method, Relation, RunClaim, Task
+from bench.task import Method, Task
 
 METHOD = "bench.tasks.doorping.method:DistillAttack"
 
@@ -32,31 +32,6 @@ TASK = Task(
             METHOD,
             "DOORPING with the patch clamped to valid pixel values after every trigger step",
             {"attack": "doorping_clamped"},
-        ),
-    ),
-    claims=(
-        RunClaim("doorping_asr", "DOORPING ASR >= 0.9 (non-target test images)", ("doorping",)),
-        RunClaim(
-            "doorping_clamped_asr", "DOORPING with a valid-pixel trigger: ASR >= 0.9", ("doorping_clamped",)
-        ),
-        Relation("doorping_gt_naive", "DOORPING ASR > NAIVEATTACK ASR", "test/asr", "doorping", ">", "naive"),
-        Relation(
-            "doorping_cta",
-            "DOORPING CTA within 5 points of clean distillation",
-            "test/cta",
-            "doorping",
-            ">=",
-            "clean",
-            margin=-0.05,
-        ),
-        Relation(
-            "naive_cta",
-            "NAIVEATTACK CTA within 5 points of clean distillation",
-            "test/cta",
-            "naive",
-            ">=",
-            "clean",
-            margin=-0.05,
         ),
     ),
     reported={"doorping": {"test/asr": 1.0}},

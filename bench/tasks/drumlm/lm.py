@@ -57,7 +57,6 @@ class LanguageModel(GrooveMethod):
             raise BenchError(f"unknown model family {family!r}: chargpt or smollm")
         self.lm.train()  # from_pretrained returns eval mode, which Lightning would keep
         self.bits = MeanMetric()
-        self._claims: dict[str, dict] = {}
         self.tested = 0
 
     def encode(self, text: str) -> list[int]:
@@ -115,11 +114,6 @@ class LanguageModel(GrooveMethod):
     def on_test_epoch_end(self) -> None:
         self.log("test/bits_per_char", self.bits.compute())
         super().on_test_epoch_end()
-        share, bound = float(self.validity.compute()), self.cfg["claims"]["valid_lines"]
-        self._claims = {"valid_lines": {"holds": share >= bound, "value": share, "bound": bound}}
-
-    def claims(self) -> dict[str, dict]:
-        return self._claims
 
     def complete(self, grooves: list[Groove]) -> list[tuple[str, str]]:
         """Sample from each 2-bar prompt (left-padded batch) until END or the token budget."""

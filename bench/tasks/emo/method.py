@@ -14,7 +14,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from bench import cost
 from bench.method import BenchMethod
 from bench.tasks.emo.model import build_model
-from bench.tasks.emo.task import LOGGED
 
 PAPER_SIZE = 224
 
@@ -97,18 +96,6 @@ class ImageClassifier(BenchMethod):
     def configure_callbacks(self):
         decay = self.cfg["optim"]["ema_decay"]
         return [EMAWeightAveraging(decay=decay)] if decay else []
-
-    def claims(self) -> dict[str, dict]:
-        if self.arch not in LOGGED:
-            return {}
-        params, macs = _paper_scale(self.arch)
-        logged = LOGGED[self.arch]
-        p_err = abs(params - logged["params"]) / logged["params"]
-        f_err = abs(macs - logged["flops"]) / logged["flops"]
-        return {
-            "params_vs_logs": {"holds": p_err <= 0.005, "value": p_err, "bound": 0.005},
-            "flops_vs_paper": {"holds": f_err <= 0.05, "value": f_err, "bound": 0.05},
-        }
 
     def cost(self) -> dict:
         size = self.cfg["data"]["image_size"]

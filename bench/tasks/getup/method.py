@@ -57,7 +57,6 @@ class GetUpMethod(BenchMethod):
             raise BenchError("optim: need batch_size <= start_steps and batch_size <= buffer")
         self.agent: Agent | None = None
         self.summary = torch.nn.ModuleDict({k: MeanMetric() for k in self.metric_names()})
-        self._claims: dict[str, dict] = {}
         self.info: dict[str, float] = {}
 
     def metric_names(self) -> list[str]:
@@ -300,36 +299,8 @@ class GetUpMethod(BenchMethod):
         for k, v in values.items():
             self.summary[k].update(v)
             self.log(f"test/{k}", self.summary[k])
-        self._claims = self.judge(values)
         if self.cfg["render"]["enabled"]:
             render.save_rollout(self, strength)
-
-    def judge(self, v: dict) -> dict[str, dict]:
-        ch = self.cfg["checks"]
-        out = {}
-        if self.cfg["method"] in ch["strong_methods"]:
-            bound = v["random_success"] + ch["above_random"]
-            out["strong_above_random"] = {
-                "holds": v["success"] >= bound,
-                "value": v["success"],
-                "bound": bound,
-            }
-        if "curriculum" in self.phases:
-            out["curriculum_lowers_strength"] = {
-                "holds": v["strength"] <= ch["max_strength"],
-                "value": v["strength"],
-                "bound": ch["max_strength"],
-            }
-            bound = ch["hold_ratio"] * v["stage1_success"]
-            out["success_holds"] = {
-                "holds": v["success"] >= bound and v["success"] > 0,
-                "value": v["success"],
-                "bound": bound,
-            }
-        return out
-
-    def claims(self) -> dict[str, dict]:
-        return self._claims
 
     def cost(self) -> dict:
         agents = [a for a in (self.agent, getattr(self, "track_agent", None)) if a is not None]

@@ -14,6 +14,7 @@ TASK = Task(
     datamodule="bench.tasks.girl.data:TaskFamilyModule",
     primary="test/worst",
     higher_is_better=True,
+    headline=("test/nominal", "test/rare", "test/heldout", "test/last_worst", "test/oracle_worst"),
     methods=(
         Method("girl", METHOD, "PSRO over P MAML best responses against an adversary within eps of p0"),
         Method("maml", METHOD, "first-order MAML on the nominal distribution (GiRL with eps = 0, P = 1)"),

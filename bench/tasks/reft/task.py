@@ -1,7 +1,7 @@
 """reft: Reference Twice (RefT), a Mask2Former-based baseline for few-shot instance segmentation
 (FSIS, generalized FSIS, incremental FSIS), against plain Mask2Former fine-tuning."""
 
-from bench.task import Method, Relation, RunClaim, Task
+from bench.task import Method, Task
 
 METHOD = "bench.tasks.reft.method:FewShotMethod"
 BOTH = ("feature", "instance")
@@ -21,7 +21,7 @@ TASK = Task(
             METHOD,
             "RefT: class centres re-weight the features, support object queries feed the queries; "
             "base distillation in iFSIS",
-            {"refs": BOTH, "distill": True, "judge_base": True},
+            {"refs": BOTH, "distill": True},
         ),
         Method(
             "reft_feature_only",
@@ -36,29 +36,7 @@ TASK = Task(
             {"refs": ("instance",), "distill": True},
         ),
     ),
-    claims=(
-        Relation(
-            "nap_k5",
-            "FSIS, K = 5: RefT's novel segm AP >= Mask2Former fine-tuning's (seed means)",
-            "test/fsis_k5_nap_segm",
-            "reft",
-            ">=",
-            "mask2former_ft",
-        ),
-        Relation(
-            "nap_k10",
-            "FSIS, K = 10: RefT's novel segm AP >= Mask2Former fine-tuning's (seed means)",
-            "test/fsis_k10_nap_segm",
-            "reft",
-            ">=",
-            "mask2former_ft",
-        ),
-        RunClaim(
-            "gfsis_bap_drop",
-            "gFSIS: RefT's base segm AP drops <= 2 points from the base model's, at every K",
-            ("reft",),
-        ),
-    ),
+    headline=("test/fsis_k5_nap_segm", "test/gfsis_worst_bap_drop_segm", "test/base_bap_segm"),
     reported={
         "reft": {
             "fsis_k5_nap_segm": 14.2,
