@@ -28,6 +28,11 @@ class Family:
     p0: torch.Tensor
     n_heldout: int
 
+    @property
+    def rare(self) -> torch.Tensor:
+        """Indices of the rare tasks: those below the largest nominal weight."""
+        return torch.nonzero(self.p0 < self.p0.max() * (1 - 1e-9))[:, 0]
+
 
 def build(d: dict, horizon: int) -> Family:
     if d["source"] == "pointnav":

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -21,19 +19,26 @@ from bench.errors import BenchError
 
 def point_goals(d: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(train goals, nominal distribution p0, held-out goals) of the navigation family: ``near``
-    goals on a ring of radius ``near_radius`` and ``far`` rarer ones (weight ``far_weight``
-    relative to a near one) at ``far_radius``; held-out goals at angles between the train ones."""
-    near, far = d["near"], d["far"]
+    common goals at radius ``near_radius``, spread evenly over an arc of ``near_arc`` radians
+    around the angle ``near_angle`` (2 pi: a full ring), and ``far`` rare ones (weight
+    ``far_weight`` relative to a common one) at ``far_radius``, side by side ``far_spread`` radians
+    apart around ``far_angle``, so that one policy can learn to serve them all; ``heldout`` goals
+    at radius ``heldout_radius`` spread over the common goals' arc, between them."""
+    near, far, k = d["near"], d["far"], d["heldout"]
     if near < 1 or far < 0:
         raise BenchError(f"data.near={near} must be >= 1 and data.far={far} >= 0")
 
-    def ring(k: int, radius: float, offset: float) -> torch.Tensor:
-        a = torch.arange(k, dtype=torch.float64) * 2 * math.pi / k + offset
-        return radius * torch.stack([a.cos(), a.sin()], 1)
+    def arc(n: int, centre: float, spacing: float) -> torch.Tensor:
+        return centre + (torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * spacing
 
-    goals = torch.cat([ring(near, d["near_radius"], 0.0), ring(far, d["far_radius"], 0.3)])
+    def at(angles: torch.Tensor, radius: float) -> torch.Tensor:
+        return radius * torch.stack([angles.cos(), angles.sin()], 1)
+
+    common = arc(near, d["near_angle"], d["near_arc"] / near)
+    rare = arc(far, d["far_angle"], d["far_spread"])
+    goals = torch.cat([at(common, d["near_radius"]), at(rare, d["far_radius"])])
     w = torch.cat([torch.ones(near), torch.full((far,), float(d["far_weight"]))]).double()
-    held = ring(d["heldout"], d["heldout_radius"], math.pi / near)
+    held = at(arc(k, d["near_angle"], d["near_arc"] / max(k, 1)), d["heldout_radius"])
     return goals.float(), w / w.sum(), held.float()
 
 

@@ -1,10 +1,20 @@
 """MAML-RL, first order, with REINFORCE: the best-response oracle of GiRL, and the few-shot test.
 
-A policy is a Gaussian MLP held as a list of tensors; a *batch* of policies carries a leading task
-dimension ``T`` so that the per-task adapted policies of one meta-step are rolled out together.
-The inner step is one policy-gradient ascent step per task; the meta-update applies the gradient
-of the adapted policies' returns to the shared initialization (first-order MAML: the Hessian
-term is dropped), weighted by the task distribution and fed to Adam.
+A policy is a Gaussian tanh MLP held as a list of tensors ``[W1, b1, W2, b2]``; its exploration
+noise is a fixed std (``optim.log_std``), neither adapted nor meta-learned. A *batch* of policies
+carries a leading dimension ``T`` so that many (policy, task) pairs are rolled out together.
+
+The inner step is one policy-gradient ascent step per task on ``optim.episodes`` episodes; the
+meta-update applies the gradient of the adapted policies' returns to the shared initialization
+(first-order MAML: the Hessian term is dropped), weighted by the task distribution, fed to Adam.
+
+Why the std is fixed: with advantages normalised per task, the inner step moves the mean action by
+about ``inner_lr * |adv| / std``, so the step grows as the std shrinks. The post-adaptation return
+rewards a smaller std (less noise), and the cost of a smaller std (an inner step that overshoots)
+reaches the initialization only through the second-order term that first-order MAML drops: a
+learned log-std collapses (-1 to -2.2 in 400 steps here) and the meta-policy stops adapting.
+Scaling the inner lr by std^2 would make the inner step a natural-gradient step, which MAML's
+vanilla policy-gradient inner step is not; a fixed exploration std keeps MAML's update as it is.
 """
 
 from __future__ import annotations
@@ -16,11 +26,11 @@ import torch
 Params = list[torch.Tensor]
 
 
-def init_policy(obs_dim: int, act_dim: int, hidden: int, log_std: float, gen: torch.Generator) -> Params:
-    """[W1, b1, W2, b2, log_std] of a tanh MLP; small output layer so the start is near zero."""
+def init_policy(obs_dim: int, act_dim: int, hidden: int, gen: torch.Generator) -> Params:
+    """[W1, b1, W2, b2] of a tanh MLP; small output layer so the start is near zero."""
     w1 = torch.randn(obs_dim, hidden, generator=gen) / obs_dim**0.5
     w2 = torch.randn(hidden, act_dim, generator=gen) * 0.01 / hidden**0.5
-    return [w1, torch.zeros(hidden), w2, torch.zeros(act_dim), torch.full((act_dim,), log_std)]
+    return [w1, torch.zeros(hidden), w2, torch.zeros(act_dim)]
 
 
 def expand(params: Params, t: int) -> Params:
@@ -28,10 +38,15 @@ def expand(params: Params, t: int) -> Params:
     return [p.detach().expand(t, *p.shape).clone().requires_grad_(True) for p in params]
 
 
+def stack(policies: list[Params], t: int) -> Params:
+    """Policies ``P`` each repeated ``t`` times, as one batch of ``P * t`` (policy-major)."""
+    return [torch.cat([pol[i].detach().expand(t, *pol[i].shape) for pol in policies]) for i in range(4)]
+
+
 def mean_action(params: Params, obs: torch.Tensor) -> torch.Tensor:
-    w1, b1, w2, b2, _ = params
-    h = torch.tanh(obs @ w1 + b1[:, None])
-    return h @ w2 + b2[:, None]
+    w1, b1, w2, b2 = params
+    h = torch.tanh(torch.baddbmm(b1[:, None], obs, w1))
+    return torch.baddbmm(b2[:, None], h, w2)
 
 
 @dataclass
@@ -47,19 +62,24 @@ class Batch:
         return self.reward.sum(-1)
 
 
-def rollout(env, params: Params, tasks: torch.Tensor, n: int, horizon: int, gen: torch.Generator) -> Batch:
-    """``n`` episodes of policy ``params[t]`` on task ``tasks[t]``, for every t at once."""
+def rollout(
+    env, params: Params, std: float, tasks: torch.Tensor, n: int, horizon: int, gen: torch.Generator
+) -> Batch:
+    """``n`` episodes of policy ``params[t]`` on task ``tasks[t]``, for every t at once. The
+    log-probs keep only the part that depends on the parameters (the std is a constant)."""
     obs = env.reset(tasks, n)
-    std = params[4].exp()[:, None, :]
+    track = torch.is_grad_enabled() and params[0].requires_grad
+    noise = torch.randn(horizon, *obs.shape[:2], env.act_dim, generator=gen) * std
     logps, rewards = [], []
-    for _ in range(horizon):
+    for t in range(horizon):
         mu = mean_action(params, obs)
-        noise = torch.randn(mu.shape, generator=gen)
-        act = (mu + std * noise).detach()
-        logps.append((-0.5 * ((act - mu) / std) ** 2 - std.log()).sum(-1))
+        act = mu.detach() + noise[t]
+        if track:
+            logps.append(-0.5 * ((act - mu) / std).pow(2).sum(-1))
         obs, r = env.step(act)
         rewards.append(r)
-    return Batch(torch.stack(logps, -1), torch.stack(rewards, -1))
+    logp = torch.stack(logps, -1) if track else torch.zeros(0)
+    return Batch(logp, torch.stack(rewards, -1))
 
 
 def surrogate(batch: Batch) -> torch.Tensor:
@@ -83,6 +103,7 @@ class Learner:
 
     def __init__(self, env, params: Params, o: dict, meta: bool, gen: torch.Generator) -> None:
         self.env, self.o, self.meta, self.gen = env, o, meta, gen
+        self.std = float(torch.tensor(o["log_std"]).exp())
         self.params = [p.clone().requires_grad_(True) for p in params]
         self.opt = torch.optim.Adam(self.params, lr=o["meta_lr"])
         self.episodes = 0
@@ -93,12 +114,12 @@ class Learner:
         tasks = torch.arange(k)
         batch = expand(self.params, k)
         if self.meta:
-            pre = rollout(self.env, batch, tasks, o["episodes"], o["horizon"], self.gen)
+            pre = rollout(self.env, batch, self.std, tasks, o["episodes"], o["horizon"], self.gen)
             batch = adapt(batch, pre, o["inner_lr"])
             n = o["episodes"]
         else:
             n = 2 * o["episodes"]
-        post = rollout(self.env, batch, tasks, n, o["horizon"], self.gen)
+        post = rollout(self.env, batch, self.std, tasks, n, o["horizon"], self.gen)
         self.episodes += 2 * k * o["episodes"]
         objective = (surrogate(post) * weights.float()).sum()
         grads = torch.autograd.grad(objective, batch)
@@ -106,39 +127,50 @@ class Learner:
         for p, g in zip(self.params, grads, strict=True):
             p.grad = -g.sum(0)  # ascent on the weighted return; adapted copies share the init
         self.opt.step()
-        with torch.no_grad():
-            self.params[4].clamp_(o["min_log_std"], o["max_log_std"])
         return -(post.returns.mean(1) * weights.float()).sum().detach()
 
     def policy(self) -> Params:
         return [p.detach().clone() for p in self.params]
 
 
-def few_shot(
-    env,
-    policies: list[Params],
-    tasks: torch.Tensor,
-    budget: int,
-    episodes: int,
-    o: dict,
-    gen: torch.Generator,
-) -> dict[str, torch.Tensor]:
-    """The few-shot test protocol with ``len(policies)`` policies and ``budget`` adaptation
-    episodes per task in all (split evenly, so GiRL's population and MAML spend the same): each
-    policy adapts with its share, then its adapted return is measured on ``episodes`` fresh ones.
+@dataclass
+class FewShot:
+    """Per (policy, repeat, task) results of the few-shot protocol, shaped ``(P, R, T)``: ``pre``
+    the mean return of the policy's pick episodes, ``post`` its adapted return."""
 
-    Returns per-task ``(P, T)`` tensors: ``pre`` (mean return of the adaptation episodes, all a
-    deployed agent has seen) and ``post`` (the adapted policy's return), both averaged over
-    ``o['repeats']`` independent adaptations."""
-    share = budget // len(policies)
-    t = tasks.repeat(o["repeats"])
-    pre, post = [], []
-    for pol in policies:
-        batch = expand(pol, len(t))
-        b = rollout(env, batch, t, share, o["horizon"], gen)
-        adapted = adapt(batch, b, o["inner_lr"])
-        with torch.no_grad():
-            r = rollout(env, adapted, t, episodes, o["horizon"], gen).returns.mean(1)
-        pre.append(b.returns.mean(1).detach().reshape(o["repeats"], -1))
-        post.append(r.reshape(o["repeats"], -1))
-    return {"pre": torch.stack(pre), "post": torch.stack(post)}
+    pre: torch.Tensor
+    post: torch.Tensor
+
+    def picked(self) -> torch.Tensor:
+        """Per-task adapted return ``(T,)`` of the policy each repeat picks by its pick episodes
+        (the deployed rule: no evaluation data), averaged over repeats."""
+        return self.post.gather(0, self.pre.argmax(0, keepdim=True))[0].mean(0)
+
+    def oracle(self) -> torch.Tensor:
+        """Per-task best adapted return (a diagnostic: it peeks at the evaluation episodes)."""
+        return self.post.max(0).values.mean(0)
+
+
+def few_shot(
+    env, policies: list[Params], tasks: torch.Tensor, pick: int, o: dict, episodes: int, repeats: int, gen
+) -> FewShot:
+    """Pick-then-adapt, the test protocol: on each task, every policy of the population runs
+    ``pick`` episodes as it is (skipped for one policy), then one policy-gradient step on
+    ``o['episodes']`` fresh episodes, the meta-training inner batch, adapts it, and its adapted
+    return is measured on ``episodes`` more. All policies are adapted so that the oracle pick can
+    be reported too; the deployed agent adapts only the one its pick episodes chose, so its cost per
+    task is ``P * pick + o['episodes']`` episodes (``o['episodes']`` for one policy)."""
+    n_pol, t = len(policies), tasks.repeat(repeats)
+    batch = [p.requires_grad_(True) for p in stack(policies, len(t))]
+    tt, std = t.repeat(n_pol), float(torch.tensor(o["log_std"]).exp())
+    with torch.no_grad():
+        if n_pol > 1:
+            pre = rollout(env, batch, std, tt, pick, o["horizon"], gen).returns.mean(1)
+        else:
+            pre = torch.zeros(len(tt))
+    b = rollout(env, batch, std, tt, o["episodes"], o["horizon"], gen)
+    adapted = adapt(batch, b, o["inner_lr"])
+    with torch.no_grad():
+        post = rollout(env, adapted, std, tt, episodes, o["horizon"], gen).returns.mean(1)
+    shape = (n_pol, repeats, len(tasks))
+    return FewShot(pre.reshape(shape), post.reshape(shape))

@@ -9,7 +9,7 @@ we take the L1 distance (twice the total variation), for which the worst case ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linprog
@@ -63,44 +63,53 @@ def project_ball_simplex(x: np.ndarray, p0: np.ndarray, eps: float, floor: float
 
 @dataclass
 class Solution:
-    """Averaged meta-strategies of both players and every adversary iterate (for the claim)."""
+    """Meta-strategies of both players; ``iterates`` holds every adversary iterate of R-PRD."""
 
     agent: np.ndarray
     adversary: np.ndarray
-    iterates: list[np.ndarray]
+    iterates: list[np.ndarray] = field(default_factory=list)
 
 
 def r_prd(
-    payoff: np.ndarray,
-    p0: np.ndarray,
-    eps: float,
-    steps: int,
-    dt: float,
-    floor: float,
-    dykstra: int,
-    agent0: np.ndarray | None = None,
-    adversary0: np.ndarray | None = None,
+    payoff: np.ndarray, p0: np.ndarray, eps: float, steps: int, dt: float, floor: float, dykstra: int
 ) -> Solution:
-    """R-PRD on the zero-sum game ``payoff[i, j]`` = agent policy i's adapted return on task j.
+    """R-PRD on the zero-sum game ``payoff[i, j]`` = agent policy i's adapted return on task j,
+    from a fresh start (agent uniform, adversary at p0).
 
-    Each step: replicator step ``x += dt * x * (u - x.u)`` for both players (the adversary's
-    utility is minus the agent's), the agent projected on the floored simplex, the adversary on the
-    floored simplex ∩ eps-ball around ``p0``. The meta-strategies are the running averages."""
+    Step k: replicator step ``x += h_k * x * (u - x.u)`` for both players (the adversary's utility
+    is minus the agent's), ``h_k = dt / sqrt(k + 1)``; the agent projected on the floored simplex,
+    the adversary on the floored simplex ∩ eps-ball around ``p0``. The meta-strategies are the
+    averages of the second half of the iterates (the first half is burn-in).
+
+    Its rest points are not exactly the constrained game's equilibria: the replicator scales the
+    adversary's step by ``y`` while the projection is Euclidean, so at the ball's boundary the mass
+    is taken from all tasks in proportion rather than from the best ones (``lp_minimax`` is exact).
+    """
     if payoff.shape[1] != len(p0):
         raise BenchError(f"payoff has {payoff.shape[1]} tasks but p0 has {len(p0)}")
     scale = max(float(np.ptp(payoff)), 1e-12)  # replicator speed independent of the return unit
     m = payoff / scale
-    x = np.full(m.shape[0], 1.0 / m.shape[0]) if agent0 is None else agent0.copy()
-    y = project_ball_simplex(p0 if adversary0 is None else adversary0, p0, eps, floor, dykstra)
-    sx, sy, iterates = np.zeros_like(x), np.zeros_like(y), []
-    for _ in range(steps):
+    x = np.full(m.shape[0], 1.0 / m.shape[0])
+    y = project_ball_simplex(p0, p0, eps, floor, dykstra)
+    sx, sy, iterates, burn = np.zeros_like(x), np.zeros_like(y), [], steps // 2
+    for k in range(steps):
+        h = dt / np.sqrt(k + 1)
         ux, uy = m @ y, -(x @ m)
-        x_new = project_simplex(x + dt * x * (ux - x @ ux), floor / len(x))
-        y = project_ball_simplex(y + dt * y * (uy - y @ uy), p0, eps, floor, dykstra)
+        x_new = project_simplex(x + h * x * (ux - x @ ux), floor / len(x))
+        y = project_ball_simplex(y + h * y * (uy - y @ uy), p0, eps, floor, dykstra)
         x = x_new
         iterates.append(y)
-        sx, sy = sx + x, sy + y
-    return Solution(sx / steps, sy / steps, iterates)
+        if k >= burn:
+            sx, sy = sx + x, sy + y
+    return Solution(sx / (steps - burn), sy / (steps - burn), iterates)
+
+
+def nash_conv(payoff: np.ndarray, p0: np.ndarray, eps: float, sol: Solution) -> float:
+    """How far ``sol`` is from an equilibrium, in units of the payoff range: the agent's best
+    response to the adversary minus the adversary's best response (the worst case within eps)
+    to the agent's mixture. Zero exactly at an equilibrium."""
+    span = max(float(np.ptp(payoff)), 1e-12)
+    return float(((payoff @ sol.adversary).max() - worst_case(sol.agent @ payoff, p0, eps)) / span)
 
 
 def worst_case(returns: np.ndarray, p0: np.ndarray, eps: float) -> float:
@@ -119,9 +128,10 @@ def worst_case(returns: np.ndarray, p0: np.ndarray, eps: float) -> float:
     return float(p @ returns)
 
 
-def lp_minimax(payoff: np.ndarray, p0: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
-    """The game's value ``min_{p in ball} max_i (payoff p)_i`` and the adversary's minimax p, by
-    scipy's LP (variables p, |p - p0| bounds d, value t)."""
+def lp_minimax(payoff: np.ndarray, p0: np.ndarray, eps: float) -> Solution:
+    """The eps-constrained game solved exactly: the adversary's ``min_{p in ball} max_i (payoff p)_i``
+    by scipy's LP (variables p, |p - p0| bounds d, value t); the agent's maximin mixture is the LP's
+    dual on the payoff rows."""
     n_pol, n = payoff.shape
     c = np.r_[np.zeros(2 * n), 1.0]
     eye = np.eye(n)
@@ -139,4 +149,6 @@ def lp_minimax(payoff: np.ndarray, p0: np.ndarray, eps: float) -> tuple[float, n
     res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[1.0], bounds=bounds, method="highs")
     if not res.success:
         raise BenchError(f"the minimax LP failed: {res.message}")
-    return float(res.fun), res.x[:n]
+    agent = np.maximum(-res.ineqlin.marginals[:n_pol], 0.0)
+    p = np.clip(res.x[:n], 0.0, None)
+    return Solution(agent / agent.sum(), p / p.sum())

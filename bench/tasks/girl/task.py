@@ -1,11 +1,11 @@
 """girl: GiRL, a game-theoretic perspective of generalization in RL (Yang et al., 2022): an agent
 against an adversary reweighting the task distribution within eps of the nominal one, solved by
-PSRO with a MAML best-response oracle, R-PRD meta-strategies and few-shot testing of the population."""
+PSRO with a MAML best-response oracle and a few-shot (pick-then-adapt) test of the population.
+Claims and their bounds live in the presets' ``claims:`` sections."""
 
 from bench.task import Method, Task
 
 METHOD = "bench.tasks.girl.method:GiRLMethod"
-GAME = ("girl", "robust")
 
 TASK = Task(
     name="girl",
@@ -15,16 +15,17 @@ TASK = Task(
     primary="test/worst",
     higher_is_better=True,
     distributed=False,  # one PSRO/MAML loop of rollouts in one process: a sweep parallelizes runs
+    headline=("test/nominal", "test/rare", "test/heldout", "test/last_worst", "test/oracle_worst"),
     methods=(
-        Method("girl", METHOD, "PSRO over P MAML best responses, adversary by R-PRD within eps of p0"),
+        Method("girl", METHOD, "PSRO over P MAML best responses against an adversary within eps of p0"),
         Method("maml", METHOD, "first-order MAML on the nominal distribution (GiRL with eps = 0, P = 1)"),
         Method(
             "maml_bestof",
             METHOD,
-            "control: P MAML policies from fresh inits, each 1/P of the budget, same test protocol",
+            "control: P MAML policies from fresh inits, each 1/P of the training, same pick-then-adapt",
         ),
         Method("multitask", METHOD, "multi-task policy gradient on p0 (no inner step), adapted at test"),
-        Method("robust", METHOD, "GiRL with a large eps: the adversary may put any distribution"),
+        Method("robust", METHOD, "GiRL with eps = 2: the adversary may put any distribution"),
     ),
     reported={},
     reported_note="the paper reports learning curves on MuJoCo (HalfCheetah, Ant, ...) in figures, "
