@@ -114,4 +114,3 @@ class GiRLMethod(BenchMethod):
             "params": sum(p.numel() for pol in pols for p in pol),
             "train_episodes": self.pop.episodes if self.pop else 0,
         }
-
