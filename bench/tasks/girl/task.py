@@ -15,7 +15,7 @@ TASK = Task(
     primary="test/worst",
     higher_is_better=True,
     distributed=False,  # one PSRO/MAML loop of rollouts in one process: a sweep parallelizes runs
-    headline=("test/nominal", "test/rare", "test/heldout", "test/last_worst", "test/oracle_worst"),
+    headline=("test/nominal", "test/rare", "test/heldout"),
     methods=(
         Method("girl", METHOD, "PSRO over P MAML best responses against an adversary within eps of p0"),
         Method("maml", METHOD, "first-order MAML on the nominal distribution (GiRL with eps = 0, P = 1)"),
