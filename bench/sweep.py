@@ -131,7 +131,8 @@ def slots(gpus: list[str], gpus_per_run: int = 1, runs_per_gpu: int = 1, jobs: i
         envs = [{"CUDA_VISIBLE_DEVICES": ",".join(g)} for g in groups for _ in range(runs_per_gpu)]
     else:
         envs = [{"CUDA_VISIBLE_DEVICES": ""} for _ in range(jobs)]
-    threads = max(1, (os.cpu_count() or 1) // len(envs))
+    # a BENCH_THREADS already set (a node shared with other jobs) caps every worker's threads
+    threads = int(os.environ.get("BENCH_THREADS") or 0) or max(1, (os.cpu_count() or 1) // len(envs))
     return [{**e, "BENCH_THREADS": str(threads)} for e in envs]
 
 

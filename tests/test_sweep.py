@@ -79,6 +79,13 @@ def test_slots_refuse_what_does_not_fit() -> None:
     assert [e["CUDA_VISIBLE_DEVICES"] for e in slots([], jobs=3)] == ["", "", ""]
 
 
+def test_a_preset_thread_count_caps_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    assert [e["BENCH_THREADS"] for e in slots([], jobs=1)] == ["1"]
+    monkeypatch.delenv("BENCH_THREADS")
+    assert slots([], jobs=1)[0]["BENCH_THREADS"] == str(os.cpu_count() or 1)
+
+
 class FakeRun:
     """Stands in for a `bench run` child: notes which devices it holds while it runs."""
 
