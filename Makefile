@@ -62,6 +62,9 @@ bench: $(VENV_READY) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TA
 test: install ## Fast test suite: harness units and every task's smoke preset end to end
 	$(PY) -m pytest -q
 
+test-slow: install ## The slow tests: DDP contract per method, paper presets on fixtures, cpu claim checks (~1 h on 2 cores)
+	$(PY) -m pytest -q -m slow
+
 gpu-check: $(VENV_READY) ## On a GPU node (<= 8 min): every paper preset a few steps on CUDA, emo DDP; gpu-check.json
 	$(PY) -m bench.gpu_check --out gpu-check.json
 
@@ -72,4 +75,4 @@ lint: $(STAMP) ## ruff lint and format check
 perf: install ## Harness overhead vs a bare loop, `bench list` time, each task's figure [TASKS="a b"]
 	$(PY) -m bench.perf $(TASKS)
 
-.PHONY: help install bench test lint perf gpu-check
+.PHONY: help install bench test test-slow lint perf gpu-check
