@@ -16,6 +16,9 @@ TASK = Task(
     primary="test/acc",
     higher_is_better=True,
     headline=("test/auc", "test/dsp", "test/deo"),
+    # full-batch training on small graphs, the student's epochs chunked into steps: ranks would
+    # split the chunks (fewer epochs each), with nothing to gain; a sweep parallelizes runs
+    distributed=False,
     methods=(
         Method("teacher_gcn", TEACHER, "GCN teacher (CPF, GCN -> MLP), trained on labels", {"arch": "gcn"}),
         Method("teacher_sage", TEACHER, "GraphSAGE teacher (GraphAKD), trained on labels", {"arch": "sage"}),
