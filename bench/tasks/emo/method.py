@@ -49,7 +49,9 @@ class ImageClassifier(BenchMethod):
     preset's ``methods.<name>`` section: ``lr`` (per ``optim.lr_batch`` images; null: ``optim.lr``)
     and ``width_mult`` (MobileNetV2)."""
 
-    def __init__(self, cfg: dict, arch: str, lr: float | None = None, width_mult: float | None = None) -> None:
+    def __init__(
+        self, cfg: dict, arch: str, lr: float | None = None, width_mult: float | None = None
+    ) -> None:
         super().__init__(cfg)
         self.arch = arch
         self.base_lr = cfg["optim"]["lr"] if lr is None else lr
