@@ -59,3 +59,68 @@ def test_real_imagefolder_with_other_class_count_is_refused(tmp_path: Path) -> N
     dm = ImageDataModule(resolve("emo", ["preset=smoke", "data.source=real", f"data.root={root}"]))
     with pytest.raises(BenchError, match="data.num_classes=3"):
         dm.setup()
+
+
+def test_cpu_preset_attention_sees_real_maps() -> None:
+    """At the cpu input stage 3 is one whole 7x7 window and stage 4 a 4x4 map, nothing padded."""
+    import torch
+
+    from bench.tasks.emo.model import build_model
+
+    cfg = resolve("emo", ["preset=cpu"])
+    size = cfg["data"]["image_size"]
+    model = build_model("emo_1m", 10, pad_small_maps=cfg["model"]["pad_small_maps"]).eval()
+    shapes = {}
+    hooks = [
+        model.stages[i][1].register_forward_hook(
+            lambda m, a, o, i=i: shapes.__setitem__(i, tuple(o.shape[-2:]))
+        )
+        for i in (2, 3)
+    ]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    assert shapes == {2: (7, 7), 3: (4, 4)}
+    assert not cfg["model"]["pad_small_maps"]
+
+
+def test_methods_section_sets_lr_and_width() -> None:
+    from bench.tasks.emo.method import ImageClassifier
+
+    cfg = resolve("emo", ["preset=smoke", "method=mobilenetv2_flops"])
+    section = cfg["methods"]["mobilenetv2_flops"]
+    module = ImageClassifier(cfg, "mobilenetv2", **section)
+    assert module.base_lr == section["lr"]
+    params = {
+        m: ImageClassifier(cfg, "mobilenetv2", **cfg["methods"][m]).cost()["params"]
+        for m in cfg["methods"]
+        if m.startswith("mobilenetv2")
+    }
+    assert params["mobilenetv2_flops"] > params["mobilenetv2"]
+    assert ImageClassifier(cfg, "emo_1m", lr=None).base_lr == cfg["optim"]["lr"]
+
+
+def test_paper_preset_uses_the_papers_lr_and_official_padding() -> None:
+    cfg = resolve("emo", ["preset=paper", "method=emo_1m"])
+    assert cfg["model"]["pad_small_maps"] and cfg["optim"]["lr"] == 1.5e-3
+    assert all(section["lr"] is None for section in cfg["methods"].values())
+
+
+def test_smoke_run_logs_what_the_board_shows(bench_run) -> None:
+    code, record = bench_run(
+        "emo", "preset=smoke", "method=emo_1m", "data.train_size=32", "data.test_size=16"
+    )
+    assert code == 0 and record["status"] == "ok", record["error"]
+    m = record["metrics"]
+    for key in ("test/acc", "test/val_acc", "test/lr", "test/img_s_32_b1", "test/img_s_32_b2"):
+        assert key in m, key
+    assert m["test/params_vs_log"] < 0.005 and m["test/macs_vs_paper"] < 0.05
+
+
+def test_cpu_claims_cover_both_matched_baselines() -> None:
+    from bench.config import preset_claims
+
+    claims = {c.id: c for c in preset_claims("emo", "cpu")}
+    assert claims["emo1m_ge_mobilenetv2_params"].than == "mobilenetv2"
+    assert claims["emo1m_ge_mobilenetv2_flops"].than == "mobilenetv2_flops"

@@ -121,3 +121,27 @@ def test_block_structure() -> None:
     assert first.v[0].out_channels == 48 * 3 * 2  # doubled expansion in the first block
     assert second.has_skip and second.attn and second.num_heads == 4
     assert not model.stem[2].has_skip and isinstance(model.stem[2].v, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("hw", [(4, 4), (2, 3)])
+def test_small_map_is_one_unpadded_window(hw: tuple[int, int]) -> None:
+    """pad_small_maps=False: a map smaller than the window attends globally over its own pixels only."""
+    torch.manual_seed(0)
+    kw = dict(exp_ratio=2.0, norm="ln", act="gelu", dw_ks=5, attn=True, dim_head=20)
+    small = iRMB(40, 40, pad_small_maps=False, **kw).eval()
+    glob = iRMB(40, 40, window_size=-1, **kw).eval()
+    glob.load_state_dict(small.state_dict())
+    x = torch.randn(2, 40, *hw)
+    torch.testing.assert_close(small._window_attention(x), glob._window_attention(x))
+    padded = iRMB(40, 40, **kw).eval()
+    padded.load_state_dict(small.state_dict())
+    assert not torch.allclose(padded._window_attention(x), small._window_attention(x))
+
+
+def test_maps_at_least_the_window_are_unchanged_by_pad_small_maps() -> None:
+    torch.manual_seed(0)
+    a, b = build_model("emo_1m", 10).eval(), build_model("emo_1m", 10, pad_small_maps=False).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 3, 224, 224)  # stage 3 at 14x14, stage 4 at 7x7: nothing is padded
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), b(x))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
 from functools import cache
+from itertools import islice
 
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
@@ -13,7 +15,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from bench import cost
 from bench.method import BenchMethod
-from bench.tasks.emo.model import build_model
+from bench.tasks.emo.model import EMO_VARIANTS, build_model
+from bench.tasks.emo.task import LOGGED
 
 PAPER_SIZE = 224
 
@@ -25,17 +28,41 @@ def _paper_scale(arch: str) -> tuple[int, float]:
     return cost.params(model), cost.flops(model, (3, PAPER_SIZE, PAPER_SIZE)) / 2
 
 
-class ImageClassifier(BenchMethod):
-    """One architecture (``arch``, a name known to ``build_model``) trained from scratch."""
+@torch.no_grad()
+def images_per_s(model: nn.Module, size: int, batch: int) -> float:
+    """Eval-mode forward throughput on random images: one warm-up pass, then max(1, 8 // batch)
+    timed passes (one thread of a shared machine: a rough figure)."""
+    was_training = model.training
+    model.eval()
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    model(x)
+    reps = max(1, 8 // batch)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        model(x)
+    model.train(was_training)
+    return batch * reps / (time.perf_counter() - t0)
 
-    def __init__(self, cfg: dict, arch: str) -> None:
+
+class ImageClassifier(BenchMethod):
+    """One architecture (``arch``, a name known to ``build_model``) trained from scratch. From the
+    preset's ``methods.<name>`` section: ``lr`` (per ``optim.lr_batch`` images; null: ``optim.lr``)
+    and ``width_mult`` (MobileNetV2)."""
+
+    def __init__(
+        self, cfg: dict, arch: str, lr: float | None = None, width_mult: float | None = None
+    ) -> None:
         super().__init__(cfg)
         self.arch = arch
+        self.base_lr = cfg["optim"]["lr"] if lr is None else lr
         classes = cfg["data"]["num_classes"]
         m = cfg["model"]
-        self.model = build_model(
-            arch, num_classes=classes, drop_path_rate=m["drop_path_rate"], **m["arch_kwargs"].get(arch, {})
-        )
+        kwargs = dict(m["arch_kwargs"].get(arch) or {})
+        if width_mult is not None:
+            kwargs["width_mult"] = width_mult
+        if arch in EMO_VARIANTS:
+            kwargs.setdefault("pad_small_maps", m["pad_small_maps"])
+        self.model = build_model(arch, num_classes=classes, drop_path_rate=m["drop_path_rate"], **kwargs)
         # channels_last: 15-50% faster convolutions on CPU (measured), same numbers.
         self.model.to(memory_format=torch.channels_last)
         self.loss = nn.CrossEntropyLoss(label_smoothing=cfg["optim"]["label_smoothing"])
@@ -64,12 +91,37 @@ class ImageClassifier(BenchMethod):
         self.test_acc5(logits, y)
         self.log_dict({"test/acc": self.test_acc, "test/acc5": self.test_acc5})
 
+    def on_test_epoch_end(self) -> None:
+        """Validation accuracy of the final weights (what the lr grid is chosen on), the lr,
+        throughput, and for EMO the size checks against the official logs."""
+        metrics = {"test/val_acc": self._val_acc(), "test/lr": self.base_lr}
+        speed = self.cfg["speed"]
+        for size in (self.cfg["data"]["image_size"], speed["size"]):
+            for batch in speed["batches"]:
+                metrics[f"test/img_s_{size}_b{batch}"] = images_per_s(self.model, size, batch)
+        if self.arch in LOGGED:
+            params_1k, macs_1k = _paper_scale(self.arch)
+            metrics["test/params_vs_log"] = abs(params_1k / LOGGED[self.arch]["params"] - 1)
+            metrics["test/macs_vs_paper"] = abs(macs_1k / LOGGED[self.arch]["flops"] - 1)
+        self.log_dict(metrics)
+
+    @torch.no_grad()
+    def _val_acc(self) -> float:
+        was_training = self.training
+        self.eval()
+        correct = total = 0
+        for x, y in self.trainer.datamodule.val_dataloader():
+            correct += int((self(x.to(self.device)).argmax(-1) == y.to(self.device)).sum())
+            total += len(y)
+        self.train(was_training)
+        return correct / max(1, total)
+
     def configure_optimizers(self):
         o = self.cfg["optim"]
         # As timm does for the paper: no weight decay on norms and biases.
         decay = [p for p in self.parameters() if p.ndim > 1]
         no_decay = [p for p in self.parameters() if p.ndim <= 1]
-        lr = o["lr"] * self.cfg["data"]["batch_size"] / o["lr_batch"]
+        lr = self.base_lr * self.cfg["data"]["batch_size"] / o["lr_batch"]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=lr,
@@ -89,9 +141,14 @@ class ImageClassifier(BenchMethod):
     def on_train_end(self) -> None:
         # Short schedules leave BN running statistics behind the weights: MobileNetV2 tested at
         # chance level at the cpu preset (0.64 with batch statistics). Recompute them over the
-        # training set with the final weights ("precise BN"), for every model alike.
-        if self.cfg["optim"]["precise_bn"]:
-            update_bn(self.trainer.datamodule.train_dataloader(), self.model, device=self.device)
+        # training set with the final weights ("precise BN"), for every model alike; over the first
+        # ``precise_bn_images`` of a shuffled pass (null: all).
+        o = self.cfg["optim"]
+        if o["precise_bn"]:
+            loader = self.trainer.datamodule.train_dataloader()
+            n = o["precise_bn_images"]
+            batches = loader if n is None else islice(loader, math.ceil(n / self.cfg["data"]["batch_size"]))
+            update_bn(batches, self.model, device=self.device)
 
     def configure_callbacks(self):
         decay = self.cfg["optim"]["ema_decay"]

@@ -49,6 +49,7 @@ class iRMB(nn.Module):  # noqa: N801  (name as in the paper)
         attn: bool = False,
         dim_head: int = 16,
         window_size: int = 7,
+        pad_small_maps: bool = True,
         se_ratio: float = 0.0,
         v_proj: bool = True,
         norm_in: bool = True,
@@ -63,6 +64,7 @@ class iRMB(nn.Module):  # noqa: N801  (name as in the paper)
         if attn:
             assert dim_in % dim_head == 0, f"dim {dim_in} not divisible by dim_head {dim_head}"
             self.num_heads, self.window_size = dim_in // dim_head, window_size
+            self.pad_small_maps = pad_small_maps
             self.scale = dim_head**-0.5
             self.qk = nn.Conv2d(dim_in, 2 * dim_in, 1, bias=qkv_bias)  # Q and K only; no norm/act
         if v_proj or attn:
@@ -97,7 +99,10 @@ class iRMB(nn.Module):  # noqa: N801  (name as in the paper)
         after the attention, so the attention matrix costs C, not lambda*C, channels.
         """
         bsz, c, h, w = x.shape
-        wh, ww = (self.window_size, self.window_size) if self.window_size > 0 else (h, w)
+        ws = self.window_size
+        wh, ww = (ws, ws) if ws > 0 else (h, w)
+        if not self.pad_small_maps:  # a map smaller than the window is one (global) window
+            wh, ww = min(wh, h), min(ww, w)
         pad_b, pad_r = (-h) % wh, (-w) % ww
         x = F.pad(x, (0, pad_r, 0, pad_b))
         n1, n2 = (h + pad_b) // wh, (w + pad_r) // ww
@@ -137,6 +142,7 @@ class EMO(nn.Module):
         attns: Sequence[bool] = (False, False, True, True),
         se_ratios: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
         window_size: int = 7,
+        pad_small_maps: bool = True,
         qkv_bias: bool = True,
         num_classes: int = 1000,
         in_chans: int = 3,
@@ -181,6 +187,7 @@ class EMO(nn.Module):
                         attn=attns[i] and not first,
                         dim_head=dim_heads[i],
                         window_size=window_size,
+                        pad_small_maps=pad_small_maps,
                         se_ratio=se_ratios[i],
                         qkv_bias=qkv_bias,
                         drop_path=dpr[idx],
