@@ -200,7 +200,7 @@ def test_density_reference_keeps_the_prompt_and_matches_training_rates() -> None
     g = notation.to_example(grid)
     from bench.tasks.drumlm.data import Groove
 
-    (prompt, completion), = ref.complete([Groove("0_rock_100", *g)])
+    ((prompt, completion),) = ref.complete([Groove("0_rock_100", *g)])
     assert prompt == g[0] and completion == g[1]
 
 

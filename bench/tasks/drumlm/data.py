@@ -72,7 +72,9 @@ def generated(d: dict) -> dict[str, list[Groove]]:
     if held:
         unknown = held - set(grooves.STYLES)
         if unknown:
-            raise BenchError(f"data.test_styles names unknown styles {sorted(unknown)}: {sorted(grooves.STYLES)}")
+            raise BenchError(
+                f"data.test_styles names unknown styles {sorted(unknown)}: choose of {sorted(grooves.STYLES)}"
+            )
         test = [g for g in pick if g.style in held]
         pick = [g for g in pick if g.style not in held]
         n_test = 0

@@ -84,8 +84,8 @@ class LanguageModel(GrooveMethod):
         appends the batch's next grooves up to the context) / to a sequence at all."""
         seqs = [(self.encode(g.prompt), self.encode(g.completion)) for g in grooves]
         if pack:
-            filler = [self.encode("\n" + g.text) for g in grooves[1:] + grooves[:1]] * 2
-            seqs = [(p, (c + sum(filler[i : i + 2], []))[: self.context - len(p)]) for i, (p, c) in enumerate(seqs)]
+            nxt = [self.encode("\n" + g.text) for g in grooves[1:] + grooves[:1]] * 2
+            seqs = [(p, (c + nxt[i] + nxt[i + 1])[: self.context - len(p)]) for i, (p, c) in enumerate(seqs)]
         n = min(max(len(p) + len(c) for p, c in seqs), self.context)
         ids = torch.full((len(seqs), n), self.pad, dtype=torch.long)
         mask, part = torch.zeros_like(ids), torch.zeros(len(seqs), n)

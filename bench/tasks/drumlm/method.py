@@ -53,7 +53,8 @@ class GrooveMethod(BenchMethod):
         self.human.update([g.text for g in grooves])
         self.stability_bars.update(texts)
         self.human_bars.update([g.text for g in grooves])
-        self.bar_form.update(completions, [len(notation.step_lines(g.completion)) // notation.STEPS_PER_BAR for g in grooves])
+        bars = [len(notation.step_lines(g.completion)) // notation.STEPS_PER_BAR for g in grooves]
+        self.bar_form.update(completions, bars)
         self.dup.update(completions)
         keep = self.cfg["render"]["grooves"] - len(self.samples)
         self.samples += [(g.name, t) for g, t in zip(grooves, texts, strict=True)][: max(keep, 0)]

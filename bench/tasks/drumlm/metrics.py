@@ -39,9 +39,9 @@ def sep_bars(text: str) -> list[list[str]]:
         if line and line != notation.SEP:
             bar.append(line)
         elif line == notation.SEP and bar:
-            k = len(bar) // notation.STEPS_PER_BAR if len(bar) >= 2 * notation.STEPS_PER_BAR else 1
-            cuts = [i * notation.STEPS_PER_BAR for i in range(k)] + [len(bar)]
-            out += [bar[a:b] if j < k - 1 else bar[a:] for j, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+            n = notation.STEPS_PER_BAR
+            k = len(bar) // n if len(bar) >= 2 * n else 1
+            out += [bar[j * n : (j + 1) * n] for j in range(k - 1)] + [bar[(k - 1) * n :]]
             bar = []
     return out
 
@@ -130,9 +130,10 @@ class BarForm(Metric):
         self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, completions: list[str], expected: list[int]) -> None:
+        steps = notation.STEPS_PER_BAR
         for c, n in zip(completions, expected, strict=True):
             bars = sep_bars(c)
-            self.good += sum(len(b) == notation.STEPS_PER_BAR and all(map(notation.is_valid, b)) for b in bars)
+            self.good += sum(len(b) == steps and all(map(notation.is_valid, b)) for b in bars)
             self.total += max(len(bars), n)
 
     def compute(self) -> torch.Tensor:
