@@ -1,9 +1,12 @@
 """Grooves as (prompt, completion) texts, read from MIDI files by the paper's encoder.
 
 ``data.source=generated`` (offline default): the groove generator writes MIDI files once per
-generator config (a cached stage), split at random into train / val / test. ``data.source=real``:
-the Groove MIDI Dataset under ``data.root`` (``info.csv`` + ``drummerN/sessionM/*.mid``): its 4/4
-``beat`` files in the csv's own train / validation / test split. Every file is encoded, trimmed to
+generator config (a cached stage); the grooves of the styles in ``data.test_styles`` are the test
+split (their template never occurs in training, so a test prompt has no near-copy there), the
+others are split at random into train / val (``data.test_styles: null``: all three at random).
+``data.source=real``: the Groove MIDI Dataset under ``data.root`` (``info.csv`` +
+``drummerN/sessionM/*.mid``): its 4/4 ``beat`` files in the csv's own train / validation / test
+split. Every file is encoded, trimmed to
 ``data.bars`` bars (shorter grooves are dropped, as in the paper) and de-duplicated.
 
 A batch is ``(grooves,)``, a one-tuple holding a list of ``Groove``: each method tokenizes them its
@@ -37,6 +40,12 @@ class Groove:  # not frozen: Lightning moves batches with apply_to_collection
     def text(self) -> str:
         return self.prompt + self.completion
 
+    @property
+    def style(self) -> str:
+        """The style in a generated groove's name (``<i>_<style>_<bpm>_beat_4-4``)."""
+        parts = self.name.split("_")
+        return parts[1] if len(parts) > 1 else ""
+
 
 def encode_files(paths: list[Path], bars: int) -> list[Groove]:
     """Encode, trim and de-duplicate (identical texts kept once, as the official split does)."""
@@ -57,13 +66,35 @@ def generated(d: dict) -> dict[str, list[Groove]]:
     folder = cached("drumlm", "grooves", gen, lambda f: grooves.write_dataset(f, gen))
     items = encode_files(sorted(folder.glob("*.mid"), key=lambda p: int(p.stem.split("_")[0])), d["bars"])
     order = np.random.default_rng(gen["generator_seed"]).permutation(len(items))
-    n_val, n_test = d["val_size"], d["test_size"]
-    if n_val + n_test >= len(items):
-        raise BenchError(
-            f"data.val_size + data.test_size = {n_val + n_test} leaves no training grooves of {len(items)}"
-        )
     pick = [items[i] for i in order]
-    return {"val": pick[:n_val], "test": pick[n_val : n_val + n_test], "train": pick[n_val + n_test :]}
+    n_val, n_test = d["val_size"], d["test_size"]
+    held = set(d["test_styles"] or ())
+    if held:
+        unknown = held - set(grooves.STYLES)
+        if unknown:
+            raise BenchError(
+                f"data.test_styles names unknown styles {sorted(unknown)}: choose of {sorted(grooves.STYLES)}"
+            )
+        test = [g for g in pick if g.style in held]
+        pick = [g for g in pick if g.style not in held]
+        n_test = 0
+    if n_val + n_test >= len(pick):
+        raise BenchError(
+            f"data.val_size + data.test_size = {n_val + n_test} leaves no training grooves of {len(pick)}"
+        )
+    if not held:
+        test = pick[n_val : n_val + n_test]
+    return {"val": pick[:n_val], "test": test, "train": pick[n_val + n_test :]}
+
+
+def nearest_cells(grooves_a: list[Groove], grooves_b: list[Groove]) -> float:
+    """Mean over ``grooves_a`` of the fewest grid cells in which its prompt differs from a prompt
+    of ``grooves_b`` (how near a copy of a test prompt the training set holds)."""
+    if not grooves_a or not grooves_b:
+        return float("nan")
+    a = np.stack([notation.text_to_grid(g.prompt).ravel() for g in grooves_a])
+    b = np.stack([notation.text_to_grid(g.prompt).ravel() for g in grooves_b])
+    return float((a[:, None, :] != b[None, :, :]).sum(-1).min(1).mean())
 
 
 def groove_midi(d: dict) -> dict[str, list[Groove]]:
@@ -126,6 +157,9 @@ class GrooveDataModule(L.LightningDataModule):
         return DataLoader(
             self.splits["train"], batch_size=self.d["batch_size"], shuffle=True, collate_fn=collate
         )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.splits["val"], batch_size=self.d["batch_size"], collate_fn=collate)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.splits["test"], batch_size=self.d["test_batch_size"], collate_fn=collate)

@@ -1,9 +1,13 @@
 """The fine-tuned language models: the character GPT and SmolLM2-135M, pretrained or from scratch.
 
 Training follows the paper's GPT-3 fine-tuning: the loss is on prompt + completion tokens with
-the prompt's weighted by ``optim.prompt_loss_weight`` (OpenAI's default 0.01). Test: the bits per
-character of the held-out completions (teacher forced), then sampling at ``generate.temperature``
-(0.9, no top-k / top-p) from the 2-bar prompt until END.
+the prompt's weighted by ``optim.prompt_loss_weight`` (OpenAI's default 0.01). With
+``optim.pack`` each training sequence is filled up to the model context with the next groove of
+the batch (full weight), so every position generation can reach is trained. The learning rate is
+the method's own (``methods.<name>.lr``, chosen on the validation bits per character, logged as
+``val/bits_per_char``) or ``optim.lr``. Test: the bits per character of the held-out completions
+(teacher forced), then sampling at ``generate.temperature`` (0.9, no top-k / top-p) from the
+2-bar prompt until END.
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ class LanguageModel(GrooveMethod):
     """``family`` chargpt | smollm; ``pretrained`` loads the English-pretrained weights (else the
     same architecture starts from random weights and is trained fully)."""
 
-    def __init__(self, cfg: dict, family: str, pretrained: bool) -> None:
+    def __init__(self, cfg: dict, family: str, pretrained: bool, lr: float | None = None) -> None:
         super().__init__(cfg)
         self.family, self.pretrained = family, pretrained
+        self.lr = float(lr if lr is not None else cfg["optim"]["lr"])
         m = cfg["model"][family]
         if family == "chargpt":
             self.tok = CharTokenizer(vocabulary())
@@ -57,7 +62,9 @@ class LanguageModel(GrooveMethod):
             raise BenchError(f"unknown model family {family!r}: chargpt or smollm")
         self.lm.train()  # from_pretrained returns eval mode, which Lightning would keep
         self.bits = MeanMetric()
+        self.val_bits = MeanMetric()
         self.tested = 0
+        self.trained_tokens = 0
 
     def encode(self, text: str) -> list[int]:
         if isinstance(self.tok, CharTokenizer):
@@ -69,10 +76,16 @@ class LanguageModel(GrooveMethod):
             return self.tok.decode(ids)
         return self.tok.decode(ids, skip_special_tokens=True)
 
-    def token_nll(self, grooves: list[Groove]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def token_nll(
+        self, grooves: list[Groove], pack: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token NLL of right-padded prompt + completion sequences (cut to the context) and
-        masks of the predicted tokens that belong to the completion / to a sequence at all."""
+        masks of the predicted tokens that belong to the completion (or to the filler: ``pack``
+        appends the batch's next grooves up to the context) / to a sequence at all."""
         seqs = [(self.encode(g.prompt), self.encode(g.completion)) for g in grooves]
+        if pack:
+            nxt = [self.encode("\n" + g.text) for g in grooves[1:] + grooves[:1]] * 2
+            seqs = [(p, (c + nxt[i] + nxt[i + 1])[: self.context - len(p)]) for i, (p, c) in enumerate(seqs)]
         n = min(max(len(p) + len(c) for p, c in seqs), self.context)
         ids = torch.full((len(seqs), n), self.pad, dtype=torch.long)
         mask, part = torch.zeros_like(ids), torch.zeros(len(seqs), n)
@@ -91,11 +104,27 @@ class LanguageModel(GrooveMethod):
         grooves = grooves[: m["batch_size"] or None]
         if m["max_steps"] and self.global_step + 1 >= m["max_steps"]:
             self.trainer.should_stop = True
-        nll, completion, real = self.token_nll(grooves)
+        nll, completion, real = self.token_nll(grooves, pack=self.cfg["optim"]["pack"])
         w = completion + self.cfg["optim"]["prompt_loss_weight"] * (real - completion)
         loss = (nll * w).sum() / w.sum()
+        self.trained_tokens += int(real.sum().item()) + len(grooves)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch))
         return loss
+
+    def completion_bits(self, grooves: list[Groove]) -> tuple[torch.Tensor, int]:
+        """Bits per character of the completions, teacher forced (and their character count)."""
+        with torch.no_grad():
+            nll, completion, _ = self.token_nll(grooves)
+        chars = sum(len(g.completion) for g in grooves)
+        return (nll * completion).sum() / chars / math.log(2), chars
+
+    def validation_step(self, batch: tuple[list[Groove]], batch_idx: int) -> None:
+        bits, chars = self.completion_bits(batch[0])
+        self.val_bits.update(bits, weight=chars)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/bits_per_char", self.val_bits.compute())
+        self.val_bits.reset()
 
     def test_step(self, batch: tuple[list[Groove]], batch_idx: int) -> None:
         (grooves,) = batch
@@ -105,15 +134,23 @@ class LanguageModel(GrooveMethod):
             return
         self.tested += len(grooves)
         batch = (grooves,)
-        with torch.no_grad():
-            nll, completion, _ = self.token_nll(grooves)
-            chars = sum(len(g.completion) for g in grooves)
-            self.bits.update((nll * completion).sum() / chars / math.log(2), weight=chars)
+        bits, chars = self.completion_bits(grooves)
+        self.bits.update(bits, weight=chars)
         super().test_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         self.log("test/bits_per_char", self.bits.compute())
+        self.log("test/finetune_tokens", float(self.trained_tokens))
+        self.log("test/pretrain_tokens", float(self.pretrain_tokens()))
         super().on_test_epoch_end()
+
+    def pretrain_tokens(self) -> int:
+        """Characters the weights saw before fine-tuning (the char GPT's English pretraining;
+        SmolLM2's own pretraining is not counted here: 2T tokens per its model card)."""
+        if self.family != "chargpt" or not self.pretrained:
+            return 0
+        p = self.cfg["pretrain"]
+        return p["steps"] * p["batch_size"] * self.cfg["model"]["chargpt"]["context"]
 
     def complete(self, grooves: list[Groove]) -> list[tuple[str, str]]:
         """Sample from each 2-bar prompt (left-padded batch) until END or the token budget."""
@@ -152,12 +189,12 @@ class LanguageModel(GrooveMethod):
     def configure_optimizers(self):
         o = self.cfg["optim"]
         params = [p for p in self.lm.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=o["weight_decay"])
         steps = min(
             self.trainer.estimated_stepping_batches, self.cfg["model"][self.family]["max_steps"] or math.inf
         )
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, o["lr"], total_steps=max(int(steps), 1), pct_start=o["warmup"]
+            opt, self.lr, total_steps=max(int(steps), 1), pct_start=o["warmup"]
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -13,8 +13,8 @@ import numpy as np
 from bench.errors import BenchError
 from bench.method import BenchMethod
 from bench.tasks.drumlm import notation
-from bench.tasks.drumlm.data import Groove
-from bench.tasks.drumlm.metrics import Duplication, Stability, Validity
+from bench.tasks.drumlm.data import Groove, nearest_cells
+from bench.tasks.drumlm.metrics import BarForm, Duplication, Stability, Validity
 
 
 class GrooveMethod(BenchMethod):
@@ -25,6 +25,9 @@ class GrooveMethod(BenchMethod):
         self.validity = Validity()
         self.stability = Stability()
         self.human = Stability()  # the held-out grooves themselves, for the gap to human stability
+        self.stability_bars = Stability(aligned=True)  # bars as the separators delimit them
+        self.human_bars = Stability(aligned=True)
+        self.bar_form = BarForm()
         self.dup: Duplication | None = None
         self.samples: list[tuple[str, str]] = []
 
@@ -36,8 +39,9 @@ class GrooveMethod(BenchMethod):
         return len(batch[0])
 
     def on_test_start(self) -> None:
-        train = self.trainer.datamodule.splits["train"]
-        self.dup = Duplication([g.text for g in train]).to(self.device)
+        splits = self.trainer.datamodule.splits
+        self.dup = Duplication([g.text for g in splits["train"]]).to(self.device)
+        self.prompt_nn_cells = nearest_cells(splits["test"], splits["train"])
 
     def test_step(self, batch: tuple[list[Groove]], batch_idx: int) -> None:
         (grooves,) = batch
@@ -47,6 +51,10 @@ class GrooveMethod(BenchMethod):
         self.validity.update(completions)
         self.stability.update(texts)
         self.human.update([g.text for g in grooves])
+        self.stability_bars.update(texts)
+        self.human_bars.update([g.text for g in grooves])
+        bars = [len(notation.step_lines(g.completion)) // notation.STEPS_PER_BAR for g in grooves]
+        self.bar_form.update(completions, bars)
         self.dup.update(completions)
         keep = self.cfg["render"]["grooves"] - len(self.samples)
         self.samples += [(g.name, t) for g, t in zip(grooves, texts, strict=True)][: max(keep, 0)]
@@ -56,6 +64,12 @@ class GrooveMethod(BenchMethod):
         values = {"valid_lines": self.validity.compute(), **stab, **self.dup.compute()}
         values["stability_gap"] = (stab["stability"] - human["stability"]).abs()
         values["human_stability"] = human["stability"]
+        bars, human_bars = self.stability_bars.compute(), self.human_bars.compute()
+        values["stability_bars"] = bars["stability"]
+        values["stability_bars_gap"] = (bars["stability"] - human_bars["stability"]).abs()
+        values["human_stability_bars"] = human_bars["stability"]
+        values["bars_well_formed"] = self.bar_form.compute()
+        values["prompt_nn_cells"] = self.prompt_nn_cells
         for k, v in values.items():
             self.log(f"test/{k}", float(v))
         self.render()
@@ -78,16 +92,29 @@ class GrooveMethod(BenchMethod):
 
 class Reference(GrooveMethod):
     """The paper's reference rows: ``human`` (the held-out continuation), ``repeat`` (bar 2 over
-    and over) and ``random`` (every cell 'o' or '-' with probability 1/2, the whole groove)."""
+    and over) and ``random`` (every cell 'o' or '-' with probability 1/2, the whole groove); and
+    ``density``: the real prompt, then every cell a hit with the training grooves' rate at that
+    step of the groove and that voice (a memoryless groove with the data's density profile)."""
 
     trains = False
 
     def __init__(self, cfg: dict, kind: str) -> None:
         super().__init__(cfg)
-        if kind not in ("human", "repeat", "random"):
+        if kind not in ("human", "repeat", "random", "density"):
             raise BenchError(f"unknown reference {kind!r}")
         self.kind = kind
         self.drawn = 0
+        self.rates: np.ndarray | None = None
+
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        grids = [notation.text_to_grid(g.text) for g in self.trainer.datamodule.splits["train"]]
+        steps = max(len(x) for x in grids)
+        hits, seen = np.zeros((steps, len(notation.VOICES))), np.zeros((steps, 1))
+        for x in grids:
+            hits[: len(x)] += x
+            seen[: len(x)] += 1
+        self.rates = hits / np.maximum(seen, 1)
 
     def complete(self, grooves: list[Groove]) -> list[tuple[str, str]]:
         out = []
@@ -100,6 +127,13 @@ class Reference(GrooveMethod):
                 bar = lines[notation.STEPS_PER_BAR :]
                 text = "\n".join(lines + bar * (n // notation.STEPS_PER_BAR))
                 out.append(notation.to_example(notation.text_to_grid(text)[:n]))
+            elif self.kind == "density":
+                rng = np.random.default_rng([self.cfg["seed"], self.drawn + i])
+                rates = self.rates[np.minimum(np.arange(n), len(self.rates) - 1)]
+                grid = rng.random(rates.shape) < rates
+                cut = notation.PROMPT_BARS * notation.STEPS_PER_BAR
+                grid[:cut] = notation.text_to_grid(g.prompt)
+                out.append((g.prompt, notation.to_example(grid)[1]))
             else:
                 rng = np.random.default_rng([self.cfg["seed"], self.drawn + i])
                 out.append(notation.to_example(rng.random((n, len(notation.VOICES))) < 0.5))

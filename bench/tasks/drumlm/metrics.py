@@ -7,6 +7,10 @@ torchmetrics objects, so their sums sync across ranks.
   clustering of those values (sklearn's KMeans, as the official code): ``inter`` = distance between
   the two centres, ``intra`` = mean distance of a bar to its own centre (the official script labels
   these two the other way round);
+- bar-aligned stability (``aligned=True``): the same measure on the bars as the text's ``SEP``
+  lines delimit them (a segment of 32 lines or more, a missed separator, is cut into 16-line
+  bars), so one extra or missing line costs one bar's edit instead of shifting every later bar;
+  ``BarForm``: the share of a completion's bars that are 16 valid lines;
 - duplication: how often each generated non-empty bar occurs verbatim in the training grooves.
 """
 
@@ -26,9 +30,29 @@ from bench.tasks.drumlm import notation
 MAX_BARS = 16
 
 
-def stabilities(text: str) -> list[float]:
-    """Per-bar stability of a groove (prompt + completion text)."""
-    bars = notation.bars(notation.step_lines(text))[:MAX_BARS]
+def sep_bars(text: str) -> list[list[str]]:
+    """The lines of each bar as the ``SEP`` lines delimit them (up to END, empty lines dropped);
+    a segment of 2 bars' lines or more (a separator missed) is cut every 16 lines, the remainder
+    joining the last piece."""
+    out, bar = [], []
+    for line in text.split(notation.END, 1)[0].split("\n") + [notation.SEP]:
+        if line and line != notation.SEP:
+            bar.append(line)
+        elif line == notation.SEP and bar:
+            n = notation.STEPS_PER_BAR
+            k = len(bar) // n if len(bar) >= 2 * n else 1
+            out += [bar[j * n : (j + 1) * n] for j in range(k - 1)] + [bar[(k - 1) * n :]]
+            bar = []
+    return out
+
+
+def stabilities(text: str, aligned: bool = False) -> list[float]:
+    """Per-bar stability of a groove (prompt + completion text): bars of 16 lines as the official
+    code groups them, or (``aligned``) bars as the separators delimit them."""
+    if aligned:
+        bars = ["\n".join(b) for b in sep_bars(text)][:MAX_BARS]
+    else:
+        bars = notation.bars(notation.step_lines(text))[:MAX_BARS]
     if len(bars) < 3:
         return []
     d = edit_distance(bars[:-1], bars[1:], reduction="none").tolist()  # d[i] = dist(bar i, bar i+1)
@@ -68,14 +92,15 @@ class Validity(Metric):
 class Stability(Metric):
     """Mean bar stability and mean per-groove 2-means inter / intra distances."""
 
-    def __init__(self) -> None:
+    def __init__(self, aligned: bool = False) -> None:
         super().__init__()
+        self.aligned = aligned
         for name in ("bar_sum", "bars", "inter_sum", "intra_sum", "grooves"):
             self.add_state(name, torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, texts: list[str]) -> None:
         for text in texts:
-            s = stabilities(text)
+            s = stabilities(text, self.aligned)
             if not s:
                 continue
             inter, intra = two_means(s)
@@ -92,6 +117,27 @@ class Stability(Metric):
             "stability_inter": self.inter_sum / g,
             "stability_intra": self.intra_sum / g,
         }
+
+
+class BarForm(Metric):
+    """The share of well-formed bars (16 valid step lines) among a completion's bars, counted
+    against at least the number of bars the human completion has (a bar not written is not
+    well formed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("good", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, completions: list[str], expected: list[int]) -> None:
+        steps = notation.STEPS_PER_BAR
+        for c, n in zip(completions, expected, strict=True):
+            bars = sep_bars(c)
+            self.good += sum(len(b) == steps and all(map(notation.is_valid, b)) for b in bars)
+            self.total += max(len(bars), n)
+
+    def compute(self) -> torch.Tensor:
+        return self.good / self.total.clamp(min=1)
 
 
 class Duplication(Metric):
