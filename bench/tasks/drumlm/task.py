@@ -50,10 +50,7 @@ TASK = Task(
     ),
     headline=(
         "test/stability_bars",
-        "test/stability",
-        "test/stability_inter",
         "test/bits_per_char",
-        "test/bars_well_formed",
     ),
     reported={},
     reported_note="the paper reports no table of numbers to compare at this scale: its claims are "

@@ -55,6 +55,6 @@ TASK = Task(
         "mobilevit_xxs": {"imagenet_top1": 69.0, "params_M": 1.3, "flops_G": 0.4},
     },
     reported_note="ImageNet-1K top-1 at 224 (paper preset only; the cpu preset is Fashion-MNIST)",
-    headline=("test/val_acc", "test/lr", "test/img_s_112_b32", "test/img_s_224_b1", "test/img_s_224_b32"),
+    headline=("test/val_acc", "test/lr"),
     curve=("cost.params", "metrics.test/acc"),
 )
