@@ -48,6 +48,8 @@ CHAOTIC = {
     # 0.68 (cmt_lidar), as its near-tied box scores reorder
     "cmt",
 }
+# measured speeds (emo's img/s at batch 1 and 32) are benchmarks of the moment, not results
+SPEED = ("test/img_s_",)
 CASES = [(t.name, m.name) for t in tasks().values() if distributed(t) for m in t.methods]
 SINGLE = [t.name for t in tasks().values() if not distributed(t)]
 
@@ -86,11 +88,12 @@ def test_ddp_trains_and_matches_one_process(task: str, method: str, runs_dir: Pa
     assert set(a["metrics"]) == set(b["metrics"])
     trained = "train_s" in b["cost"]
     assert ("train_s" in a["cost"]) == trained, "both train, or neither (a method that only tests)"
-    gap = max((abs(a["metrics"][k] - b["metrics"][k]) for k in b["metrics"]), default=0.0)
-    print(f"\n{task}/{method}: max |DDP - one process| over {len(b['metrics'])} metrics = {gap:.4g}")
+    results = [k for k in b["metrics"] if not k.startswith(SPEED)]
+    gap = max((abs(a["metrics"][k] - b["metrics"][k]) for k in results), default=0.0)
+    print(f"\n{task}/{method}: max |DDP - one process| over {len(results)} metrics = {gap:.4g}")
     far = {
         k: (a["metrics"][k], b["metrics"][k])
-        for k in b["metrics"]
+        for k in results
         if not (math.isfinite(a["metrics"][k]) and close(a["metrics"][k], b["metrics"][k]))
     }
     assert all(math.isfinite(v) for v in a["metrics"].values())
