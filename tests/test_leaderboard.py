@@ -45,9 +45,9 @@ def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01
 def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tmp_path: Path) -> None:
     for seed, acc in enumerate((0.8, 0.9)):
         put(runs_dir / "emo", "emo_1m", seed, acc)
-        put(runs_dir / "emo", "emo_5m", seed, acc + 0.05)
+        put(runs_dir / "emo", "emo_2m", seed, acc + 0.05)
         put(runs_dir / "emo", "mobilenetv2", seed, acc + 0.1)
-    put(runs_dir / "emo", "emo_2m", 0, 0.7)
+    put(runs_dir / "emo", "emo_5m", 0, 0.7)
     other = tmp_path / "agent2"
     put(other / "emo", "emo_1m", 1, 0.7, finished="2026-01-01T00:00:00")  # older duplicate
     (other / "emo" / "junk").mkdir()
@@ -61,10 +61,10 @@ def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tm
         row["n"] == 2 and row["mean"] == pytest.approx(0.85) and row["std"] == pytest.approx(0.0707, abs=1e-4)
     )
     claims = board["claims"]["cpu"]
-    assert claims["emo5m_ge_emo1m"]["verdict"] == "holds"  # +0.05 on both seeds: a zero-width interval
-    assert claims["emo5m_ge_emo1m"]["n"] == 2 and claims["emo5m_ge_emo1m"]["diff"] == pytest.approx(0.05)
-    assert claims["emo1m_ge_mobilenetv2"]["verdict"] == "does not hold"
-    assert claims["emo1m_ge_mobilenetv2"]["bound"] == pytest.approx(0.95)
+    assert claims["emo2m_ge_emo1m"]["verdict"] == "holds"  # +0.05 on both seeds: a zero-width interval
+    assert claims["emo2m_ge_emo1m"]["n"] == 2 and claims["emo2m_ge_emo1m"]["diff"] == pytest.approx(0.05)
+    assert claims["emo1m_ge_mobilenetv2_params"]["verdict"] == "does not hold"
+    assert claims["emo1m_ge_mobilenetv2_params"]["bound"] == pytest.approx(0.95)
     md = (tmp_path / "boards" / "emo.md").read_text()
     assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
     assert md.index("### claims") < md.index("### results") < md.index("all metrics")

@@ -25,6 +25,6 @@ def test_crash_writes_a_failed_record_with_the_error(bench_run, runs_dir) -> Non
 
 
 def test_huge_learning_rate_gives_diverged(bench_run) -> None:
-    code, record = bench_run("emo", "method=mobilenetv2", "preset=smoke", "optim.lr=1e30")
+    code, record = bench_run("emo", "method=mobilenetv2", "preset=smoke", "methods.mobilenetv2.lr=1e30")
     assert code == 1 and record["status"] == "diverged"
     assert "loss became nan" in record["error"]
