@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from bench import config
 from bench.errors import BenchError
-from bench.tasks.asyncfl.algorithms import Setting, Trace, simulation
+from bench.tasks.asyncfl.algorithms import AsyncSimulation, Setting, Trace, simulation
 from bench.tasks.asyncfl.data import FederatedDataModule, Federation, build, partition
 from bench.tasks.asyncfl.local import LocalTrainer, RayTrainer, local_order
 from bench.tasks.asyncfl.method import LrWalk, settings
@@ -65,6 +65,24 @@ def test_fedbuff_with_k1_is_fedasync_bit_for_bit(smoke) -> None:
     # The check can fail: FedBuff with K = 2 is not FedAsync.
     c = run(cfg, "fedbuff", fed, x0, Setting(5, 1.0, 2), 15)
     assert (c.x - b.x).abs().max() > 1e-4
+
+
+def test_deferred_client_training_starts_from_the_model_each_client_received(smoke) -> None:
+    cfg, fed, x0 = smoke
+    deferred = run(cfg, "fedbuff", fed, x0, Setting(5, 1.0, 2), 30)
+
+    class Eager(AsyncSimulation):  # trains every pending client before the model changes
+        def absorb(self, weighted):
+            if self.count == self.K - 1 and self.pending:
+                self._flush()
+            super().absorb(weighted)
+
+    eager = simulation(cfg, "fedbuff", fed, net(), x0, Setting(5, 1.0, 2), "sgd", 1.0, 0.0)
+    eager.__class__ = Eager
+    for _ in range(30):
+        eager.step()
+    assert deferred.version == eager.version == 30
+    assert torch.allclose(deferred.x, eager.x, atol=1e-5) and (deferred.x - x0).abs().max() > 1e-3
 
 
 def sequential_vs_sgd(cfg: dict, fed: Federation, x0: torch.Tensor, n: int = 20, steps: int = 5) -> float:
@@ -142,6 +160,21 @@ def test_lr_walk_finds_the_interior_minimum_and_flags_an_edge() -> None:
             evaluated += 1
         assert grid[walk.best(0.9)] == best and walk.on_edge(0.9) == edge
         assert evaluated < len(grid) or edge
+
+    # Nothing near the start reaches, and final accuracy peaks at the start: the walk goes on
+    # through the grid, nearest first, until the one lr that reaches (1/8, at the edge) is found.
+    class Censored(Fake):
+        def __init__(self, lr):
+            final = 0.5 if lr == 0.125 else 0.8 - 0.1 * abs(math.log2(lr))
+            self.diverged = False
+            self.trace = Trace(1.0, 0, updates=[0] * 11, trips=[0] * 11, val=[final] * 11)
+            if lr == 0.125:
+                self.trace.val[5:] = [1.0] * 6
+
+    walk = LrWalk(0.0, grid)
+    while (i := walk.next(0.9)) is not None:
+        walk.done[i] = Censored(grid[i])
+    assert grid[walk.best(0.9)] == 0.125 and walk.on_edge(0.9) and len(walk.done) < len(grid)
     with pytest.raises(BenchError, match="increasing"):
         LrWalk(0.0, [1.0, 0.5])
     warm = LrWalk(0.0, grid)

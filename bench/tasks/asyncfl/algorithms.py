@@ -172,7 +172,7 @@ class AsyncSimulation(Simulation):
             raise BenchError(f"concurrency {self.C} exceeds the {len(self.fleet)} clients")
         self.K, self.a, self.max_staleness = buffer, staleness_exponent, max_staleness
         self.deltas: dict[int, torch.Tensor] = {}
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending: list[tuple[np.ndarray, np.ndarray, torch.Tensor]] = []
         self.buffer = torch.zeros_like(self.x)
         self.count = 0
         self.launched = np.zeros(len(self.fleet), dtype=np.int64)
@@ -180,18 +180,20 @@ class AsyncSimulation(Simulation):
 
     def _launch(self, k: int) -> None:
         clients = self.fleet.pick_idle(k)
-        self.pending.append((clients, self.clock.launch(clients, self.version)))
+        self.pending.append((clients, self.clock.launch(clients, self.version), self.x))
         self.launched[clients] += 1
         self.trips += k
 
     def _flush(self) -> None:
-        """Train every client launched on the current model (before that model changes)."""
-        if not self.pending:
-            return
-        clients = np.concatenate([c for c, _ in self.pending])
-        serials = np.concatenate([s for _, s in self.pending])
+        """Train every client launched so far, each from the model it received: deferring the
+        training until a report needs it batches ~C clients at once instead of ~K per step."""
+        clients = np.concatenate([c for c, _, _ in self.pending])
+        serials = np.concatenate([s for _, s, _ in self.pending])
+        starts = torch.stack([x for _, _, x in self.pending])
+        counts = torch.tensor([len(c) for c, _, _ in self.pending])
         self.pending = []
-        for c, d in zip(clients.tolist(), self.trainer.train(clients, serials, self.x), strict=True):
+        deltas = self.trainer.train(clients, serials, starts.repeat_interleave(counts, 0))
+        for c, d in zip(clients.tolist(), deltas, strict=True):
             self.deltas[c] = d
 
     def absorb(self, weighted: torch.Tensor) -> None:
@@ -199,7 +201,6 @@ class AsyncSimulation(Simulation):
         self.buffer += weighted
         self.count += 1
         if self.count == self.K:
-            self._flush()
             self.x = self.opt.step(self.x, self.buffer / self.K)
             self.version += 1
             self.buffer = torch.zeros_like(self.x)
@@ -228,7 +229,6 @@ class FedAsyncSimulation(AsyncSimulation):
     """FedAsync: every accepted report is applied at once (no buffer)."""
 
     def absorb(self, weighted: torch.Tensor) -> None:
-        self._flush()
         self.x = self.opt.step(self.x, weighted)
         self.version += 1
 

@@ -46,7 +46,8 @@ def local_order(seed: int, client: int, serial: int, n: int, epochs: int, batch:
 
 
 class LocalTrainer:
-    """``train(clients, serials, start)`` -> deltas [B, P], in this process."""
+    """``train(clients, serials, start)`` -> deltas [B, P], in this process; ``start`` is one model
+    [P] or one per client [B, P]."""
 
     def __init__(self, fed: Federation, net: FlatNet, client: dict, seed: int) -> None:
         self.fed, self.net, self.seed = fed, net, seed
@@ -93,7 +94,8 @@ class RayTrainer(LocalTrainer):
         jobs = []
         for i in range(0, len(clients), self.chunk):
             x, y, mask = self.batch_of(clients[i : i + self.chunk], serials[i : i + self.chunk])
-            jobs.append(self._remote.remote(self._net, start, x, y, mask, self.lr))
+            begin = start if start.dim() == 1 else start[i : i + self.chunk]
+            jobs.append(self._remote.remote(self._net, begin, x, y, mask, self.lr))
         return torch.cat(self.ray.get(jobs))
 
 

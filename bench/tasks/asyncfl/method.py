@@ -49,8 +49,11 @@ class LrWalk:
     """The server-lr search of one setting and one momentum arm, on the arm's sorted lr grid: start
     at ``start`` (the middle, or the choice of the nearest setting searched before) and evaluate
     the neighbours of the best point until neither is better (a local minimum of time to target
-    on val). A best point at either end of the grid means the grid is too narrow: ``on_edge``
-    says so and the tests fail on it."""
+    on val). While no candidate has reached the target, final accuracy cannot say which way the
+    target lies (a too-large lr at equal device speeds ends near a too-small one), so the walk goes
+    on to the nearest untried point until one reaches or the grid is exhausted. A best point at
+    either end of the grid means the grid is too narrow: ``on_edge`` says so and the tests fail
+    on it."""
 
     def __init__(self, momentum: float, grid: list[float]) -> None:
         if not grid or sorted(grid) != list(grid) or len(set(grid)) != len(grid):
@@ -76,7 +79,10 @@ class LrWalk:
         b = self.best(target)
         if b is None:
             return self.start
-        return next((n for n in (b - 1, b + 1) if 0 <= n < len(self.grid) and n not in self.done), None)
+        untried = [n for n in range(len(self.grid)) if n not in self.done]
+        if math.isinf(self.best_key(target)[0]):
+            return min(untried, key=lambda n: (abs(n - b), n), default=None)
+        return next((n for n in (b - 1, b + 1) if n in untried), None)
 
     def on_edge(self, target: float) -> bool:
         return len(self.grid) > 1 and self.best(target) in (0, len(self.grid) - 1)

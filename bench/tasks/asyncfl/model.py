@@ -79,8 +79,9 @@ class FlatNet:
         return (hits / len(x)).tolist()
 
     def local_sgd(self, start: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lr: float):
-        """Plain minibatch SGD from ``start`` [P] for clients b: x [B, S, b, ...], y/mask [B, S, b]
-        (S steps of b examples, padding masked out; an all-padding step changes nothing).
+        """Plain minibatch SGD from ``start`` ([P], or [B, P]: one start per client) for clients b:
+        x [B, S, b, ...], y/mask [B, S, b] (S steps of b examples, padding masked out; an
+        all-padding step changes nothing).
         Returns the deltas [B, P] (trained minus start)."""
         if self.logreg:
             return self._logreg_sgd(start, x, y, mask, lr)
@@ -94,7 +95,7 @@ class FlatNet:
         """``local_sgd`` for logistic regression: the cross-entropy gradient (softmax - onehot) x,
         applied in place on the clients' rows of the output."""
         (k, d), b = self.shapes[0], len(x)
-        out = start.repeat(b, 1)
+        out = start.expand(b, -1).clone()
         w, bias = out[:, : k * d].view(b, k, d), out[:, k * d :]
         for s in range(x.shape[1]):
             xs, ms = x[:, s].reshape(b, -1, d), mask[:, s]

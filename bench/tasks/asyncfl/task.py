@@ -76,7 +76,7 @@ TASK = Task(
             "speedup_vs_buffer",
             "FedBuff's buffer K, C = 1000",
             "speedup over the best sync method (time to target)",
-            (3, 10, 30, 100),
+            (5, 10, 30, 100),
             "test/time_k{x}",
             over="sync_best",
             log_x=True,
