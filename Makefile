@@ -62,7 +62,7 @@ bench: $(VENV_READY) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TA
 test: install ## Fast test suite: harness units and every task's smoke preset end to end
 	$(PY) -m pytest -q
 
-test-slow: install ## The slow tests: DDP contract per method, paper presets on fixtures, cpu claim checks
+test-slow: install ## The slow tests: DDP contract per method, paper presets on their fixtures
 	$(PY) -m pytest -q -m slow
 
 gpu-check: $(VENV_READY) ## On a GPU node (<= 8 min): every paper preset a few steps on CUDA, emo DDP; gpu-check.json

@@ -11,7 +11,6 @@ import pytest
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.nngraph import features, graphs, images, perf
-from tests.claims import satisfied
 from tests.formats import write_cifar10, write_mnist
 
 
@@ -161,17 +160,3 @@ def test_population_trains_where_the_trainer_would() -> None:
 
     assert population.device("cpu").type == "cpu"
     assert population.device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@pytest.mark.slow
-def test_cpu_claims(bench_run) -> None:
-    """The cpu preset's run claims (degree predictor, seed 0). The 0.05 margin over the
-    epoch-5-accuracy baseline does not hold at this scale (docs/tasks/nngraph.md); that the degree
-    predictor is ahead of it at all is checked here."""
-    code, degree = bench_run("nngraph", "preset=cpu", "method=degree", "logger=none")
-    assert code == 0 and degree["status"] == "ok", degree and degree["error"]
-    for claim in ("degree_acc", "degree_regression_r", "acc_nondecreasing_in_k"):
-        assert satisfied("nngraph", claim, {"degree": degree}), (claim, degree["metrics"])
-    code, baseline = bench_run("nngraph", "preset=cpu", "method=epoch_acc", "logger=none")
-    assert code == 0 and baseline["status"] == "ok"
-    assert degree["metrics"]["test/acc"] > baseline["metrics"]["test/acc"]
