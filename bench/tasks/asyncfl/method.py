@@ -173,7 +173,7 @@ class FederatedMethod(BenchMethod):
             walk.done[i] = sim
             if walk.best(self.target) == i:  # a candidate for the choice: its test curve is needed
                 sim.fill_test()
-            sim.models = None
+            sim.close()
             self.sim = None
         # The run's divergence watch reads a "loss"; a diverging server lr is a result of the
         # search (that candidate is never chosen), so the watch sees a constant.
