@@ -228,7 +228,7 @@ def test_no_published_lr_sits_on_its_grid_edge() -> None:
             if key.startswith("test/lr_") and key != "test/lr_edges":
                 label = key.removeprefix("test/lr_")
                 momentum = rec["metrics"][f"test/momentum_{label}"]
-                grid = next(a["lr_grid"] for a in arms if a["momentum"] == momentum)
+                grid = next(a["lr_grid"] for a in arms if math.isclose(a["momentum"], momentum, rel_tol=1e-6))
                 where = f"{rec['method']} seed {rec['seed']} {label}: lr {lr} of {grid}"
                 assert len(grid) >= 3 and grid[0] < lr < grid[-1], where
         assert rec["metrics"]["test/lr_edges"] == 0
