@@ -5,9 +5,10 @@ the prompt's weighted by ``optim.prompt_loss_weight`` (OpenAI's default 0.01). W
 ``optim.pack`` each training sequence is filled up to the model context with the next groove of
 the batch (full weight), so every position generation can reach is trained. The learning rate is
 the method's own (``methods.<name>.lr``, chosen on the validation bits per character, logged as
-``val/bits_per_char``) or ``optim.lr``. Test: the bits per character of the held-out completions
-(teacher forced), then sampling at ``generate.temperature`` (0.9, no top-k / top-p) from the
-2-bar prompt until END.
+``val/bits_per_char``) or ``optim.lr``, and so is the fine-tuning budget (``methods.<name>.steps``,
+else ``model.<family>.max_steps``; the trainer's ``max_steps`` caps both). Test: the bits per
+character of the held-out completions (teacher forced), then sampling at
+``generate.temperature`` (0.9, no top-k / top-p) from the 2-bar prompt until END.
 """
 
 from __future__ import annotations
@@ -44,11 +45,15 @@ class LanguageModel(GrooveMethod):
     """``family`` chargpt | smollm; ``pretrained`` loads the English-pretrained weights (else the
     same architecture starts from random weights and is trained fully)."""
 
-    def __init__(self, cfg: dict, family: str, pretrained: bool, lr: float | None = None) -> None:
+    def __init__(
+        self, cfg: dict, family: str, pretrained: bool, lr: float | None = None, steps: int | None = None
+    ) -> None:
         super().__init__(cfg)
         self.family, self.pretrained = family, pretrained
         self.lr = float(lr if lr is not None else cfg["optim"]["lr"])
         m = cfg["model"][family]
+        # this method's cap on optimiser steps (None: the trainer's max_steps, which caps it too)
+        self.steps = steps or m["max_steps"]
         if family == "chargpt":
             self.tok = CharTokenizer(vocabulary())
             self.lm = chargpt(m, len(self.tok))
@@ -102,7 +107,7 @@ class LanguageModel(GrooveMethod):
         (grooves,) = batch
         m = self.cfg["model"][self.family]
         grooves = grooves[: m["batch_size"] or None]
-        if m["max_steps"] and self.global_step + 1 >= m["max_steps"]:
+        if self.steps and self.global_step + 1 >= self.steps:
             self.trainer.should_stop = True
         nll, completion, real = self.token_nll(grooves, pack=self.cfg["optim"]["pack"])
         w = completion + self.cfg["optim"]["prompt_loss_weight"] * (real - completion)
@@ -190,9 +195,7 @@ class LanguageModel(GrooveMethod):
         o = self.cfg["optim"]
         params = [p for p in self.lm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=o["weight_decay"])
-        steps = min(
-            self.trainer.estimated_stepping_batches, self.cfg["model"][self.family]["max_steps"] or math.inf
-        )
+        steps = min(self.trainer.estimated_stepping_batches, self.steps or math.inf)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, self.lr, total_steps=max(int(steps), 1), pct_start=o["warmup"]
         )

@@ -27,6 +27,12 @@ TASK = Task(
             {"family": "chargpt", "pretrained": False},
         ),
         Method(
+            "chargpt_scratch_long",
+            LM,
+            "the scratch GPT given the steps it needs to converge on val (its own budget)",
+            {"family": "chargpt", "pretrained": False},
+        ),
+        Method(
             "smollm",
             LM,
             "SmolLM2-135M (GGUF, dequantised) fine-tuned with LoRA",
@@ -55,6 +61,8 @@ TASK = Task(
     headline=(
         "test/stability_bars",
         "test/bits_per_char",
+        "test/finetune_tokens",
+        "test/pretrain_tokens",
     ),
     reported={},
     reported_note="the paper reports no table of numbers to compare at this scale: its claims are "
