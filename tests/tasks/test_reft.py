@@ -335,11 +335,12 @@ def test_base_distillation_vanishes_only_at_the_teacher() -> None:
 
 @pytest.mark.slow
 def test_cpu_claims(bench_run) -> None:
-    """Seed 0 of the cpu preset: RefT's base AP survives gFSIS and its 10-shot novel AP is not
-    below plain fine-tuning's (the leaderboard judges the seed means)."""
+    """Seed 0 of the cpu preset: base training moved the references, fine-tuning moves them
+    measurably in every phase, and RefT's base AP survives gFSIS at K = 10 (the harness judges
+    every claim over all seeds with intervals; this is one seed)."""
     code, reft = bench_run("reft", "preset=cpu", "method=reft", "logger=none")
     assert code == 0 and reft["status"] == "ok", reft and reft["error"]
-    code, ft = bench_run("reft", "preset=cpu", "method=mask2former_ft", "logger=none")
-    assert code == 0 and ft["status"] == "ok"
-    assert satisfied("reft", "gfsis_bap_drop", {"reft": reft}), reft["metrics"]
-    assert reft["metrics"]["test/fsis_k10_nap_segm"] >= ft["metrics"]["test/fsis_k10_nap_segm"]
+    m = reft["metrics"]
+    assert m["test/base_ref_out_norm"] > 0.1
+    assert all(m[f"test/{p}_ref_move"] > 1e-3 for p in ("fsis_k5", "fsis_k10", "gfsis_k10", "ifsis_k10"))
+    assert satisfied("reft", "gfsis_bap_drop_k10", {"reft": reft}), m
