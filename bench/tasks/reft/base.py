@@ -1,7 +1,9 @@
 """Base training, the stage every method and seed shares: a plain Mask2Former trained on the
-base classes (novel instances stay in the images, unannotated, as in TFA's COCO protocol), and
-the base classes' references computed from base images, stored for iFSIS (which sees no base
-data afterwards). Cached by ``bench.artifacts.cached`` under its own sub-config."""
+base classes (novel instances stay in the images, unannotated, as in TFA's COCO protocol) with
+RefT's two references trained on base-class support episodes (each dropped on a share of the
+steps, so the same base serves plain fine-tuning and every RefT variant), and the base classes'
+references computed from base images, stored for iFSIS (which sees no base data afterwards).
+Cached by ``bench.artifacts.cached`` under its own sub-config."""
 
 from __future__ import annotations
 
@@ -12,33 +14,88 @@ import torch
 
 from bench import artifacts
 from bench.tasks.reft.data import SYNTHETIC_KEYS, Instances, collate
-from bench.tasks.reft.model import FewShotMask2Former
+from bench.tasks.reft.model import REFS, FewShotMask2Former
 
 
 def on(device: torch.device, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, list[dict]]:
     return images.to(device), [{k: v.to(device) for k, v in t.items()} for t in targets]
 
 
-def draw_batch(
-    ds: Instances, n: int, gen: torch.Generator, device: torch.device
-) -> tuple[torch.Tensor, list[dict]]:
-    idx = torch.randint(len(ds), (n,), generator=gen).tolist()
+def fetch(ds: Instances, idx: list[int], device: torch.device) -> tuple[torch.Tensor, list[dict]]:
     return on(device, *collate([ds[i] for i in idx]))
 
 
-def chunks(ds: Instances, size: int, device: torch.device):
-    for i in range(0, len(ds), size):
-        yield on(device, *collate([ds[j] for j in range(i, min(i + size, len(ds)))]))
+class Episodes:
+    """Query batches and support episodes drawn from one set of images, never sharing an image:
+    the query batch first (``n_query`` distinct images, one image kept back for the support when
+    a support is asked for), then one support image (not in the query) for each class the query
+    holds, in a random order, then random other images, up to ``n_support``."""
+
+    def __init__(self, ds: Instances) -> None:
+        self.n = len(ds)
+        self.classes = [
+            sorted({ds.index[a["category_id"]] for a in ds.anns.get(im["id"], [])}) for im in ds.images
+        ]
+        self.holders: dict[int, list[int]] = {}
+        for i, cs in enumerate(self.classes):
+            for c in cs:
+                self.holders.setdefault(c, []).append(i)
+
+    def draw(self, n_query: int, n_support: int, gen: torch.Generator) -> tuple[list[int], list[int]]:
+        perm = torch.randperm(self.n, generator=gen).tolist()
+        nq = min(n_query, self.n - (1 if n_support and self.n > 1 else 0))
+        query, taken = perm[:nq], set(perm[:nq])
+        support: list[int] = []
+        wanted = sorted({c for i in query for c in self.classes[i]})
+        for j in torch.randperm(len(wanted), generator=gen).tolist():
+            if len(support) >= n_support:
+                break
+            free = [i for i in self.holders[wanted[j]] if i not in taken]
+            if free:
+                pick = free[int(torch.randint(len(free), (1,), generator=gen))]
+                support.append(pick)
+                taken.add(pick)
+        support += [i for i in perm[nq:] if i not in taken][: max(0, n_support - len(support))]
+        return query, support
+
+
+def support_sums(model, ds: Instances, device: torch.device, idx: list[int] | None = None) -> tuple:
+    """``encode_support``'s per-class sums and counts over images ``idx`` of ``ds`` (all: None)."""
+    idx = list(range(len(ds))) if idx is None else idx
+    sums = None
+    for i in range(0, len(idx), 16):
+        part = model.encode_support(*fetch(ds, idx[i : i + 16], device))
+        sums = part if sums is None else tuple(a + p for a, p in zip(sums, part, strict=True))
+    return sums
+
+
+def episode(model, ds, episodes: Episodes, n_query: int, n_support: int, refs, gen, extra=None):
+    """One training episode: a query batch and, when ``refs`` is not empty, a support episode
+    from other images whose per-class means (plus the per-class sums ``extra``) are the bank the
+    query's forward uses. Returns (query images, targets, forward output, refs used)."""
+    device = model.centres.device
+    query, support = episodes.draw(n_query, n_support if refs else 0, gen)
+    images, targets = fetch(ds, query, device)
+    bank = None
+    if refs and support:
+        sums = support_sums(model, ds, device, support)
+        if extra is not None:
+            sums = tuple(a + b for a, b in zip(sums, extra, strict=True))
+        bank = model.bank_from(*sums)
+    else:
+        refs = ()
+    return images, targets, model(images, refs=refs, bank=bank), refs
 
 
 def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator) -> float:
     """``steps`` AdamW steps of Mask2Former's loss on batches drawn from ``ds``: linear warm-up
-    over ``o["warmup"]`` steps, then linear decay to zero; Mask2Former's grad-norm clipping.
-    Returns images per second."""
+    over ``o["warmup"]`` steps, then linear decay to zero; Mask2Former's grad-norm clipping. Each
+    reference is dropped on a share ``o["ref_drop"]`` of the steps (independently), so the base
+    model learns to work with both, either and neither. Returns images per second."""
     params = [p for p in model.parameters() if p.requires_grad]
-    device = params[0].device
     opt = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
     warm = o["warmup"]
+    episodes = Episodes(ds)
 
     def factor(s: int) -> float:
         return min(1.0, (s + 1) / warm if warm else 1.0) * (1 - s / steps)
@@ -47,8 +104,9 @@ def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator) -> float:
     model.train()
     t0 = time.perf_counter()
     for _ in range(steps):
-        images, targets = draw_batch(ds, o["batch_size"], gen, device)
-        loss = sum(model.loss(images, targets).values())
+        refs = tuple(r for r in REFS if float(torch.rand((), generator=gen)) >= o["ref_drop"])
+        images, targets, out, _ = episode(model, ds, episodes, o["batch_size"], o["support_batch"], refs, gen)
+        loss = sum(model.loss(images, targets, out).values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, o["clip"])
@@ -86,18 +144,15 @@ def base_stage(cfg: dict, dm) -> Path:
         gen = torch.Generator().manual_seed(b["seed"])
         gpu = cfg["trainer"]["accelerator"] != "cpu" and torch.cuda.is_available()
         device = torch.device("cuda" if gpu else "cpu")
-        model = FewShotMask2Former(cfg["model"], dm.num_classes).to(device)
+        model = FewShotMask2Former(cfg["model"], dm.num_classes, REFS).to(device)
+        t0 = time.perf_counter()
         rate = train_steps(model, dm.base_train, b["steps"], b, gen)
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
-        model.eval()
-        sums = None
-        for images, targets in chunks(
-            per_class_subset(dm.base_train, b["bank_images"], dm.num_base), 16, device
-        ):
-            part = model.encode_support(images, targets)
-            sums = part if sums is None else tuple(a + p for a, p in zip(sums, part, strict=True))
+        subset = per_class_subset(dm.base_train, b["bank_images"], dm.num_base)
+        sums = support_sums(model, subset, device)
         bank = dict(zip(("centres", "squeries", "count"), (x.cpu() for x in sums), strict=True))
         torch.save(bank, folder / "bank.pt")
         (folder / "train_images_per_s.txt").write_text(f"{rate:.3f}\n")
+        (folder / "build_s.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
 
-    return artifacts.cached("reft", "base", sub, build)
+    return artifacts.cached("reft", "base", sub, build, version=2)

@@ -21,9 +21,9 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.method import BenchMethod
-from bench.tasks.reft.base import base_stage, chunks, draw_batch
+from bench.tasks.reft.base import Episodes, base_stage, episode, support_sums
 from bench.tasks.reft.evaluate import draw, new_metric, split_ap, targets_for_map
-from bench.tasks.reft.model import FewShotMask2Former
+from bench.tasks.reft.model import REFS, FewShotMask2Former
 
 PROTOCOLS = ("fsis", "gfsis", "ifsis")
 
@@ -45,19 +45,17 @@ def base_distillation(student: tuple, teacher: tuple, num_base: int) -> torch.Te
     return loss
 
 
-def finetune_step(model, data, f: dict, gen, opt, params, teacher, num_base: int) -> torch.Tensor:
-    """One fine-tuning step: (with references) a support episode moves the dynamic class centres
-    and support queries, then Mask2Former's loss (+ base distillation) on a K-shot batch."""
-    device = model.centres.device
-    if model.refs:
-        support = draw_batch(data, f["support_batch"], gen, device)
-        model.update_bank(*model.encode_support(*support), f["momentum"])
-    images, targets = draw_batch(data, f["batch_size"], gen, device)
-    out = model(images)
+def finetune_step(model, data, episodes, f: dict, gen, opt, params, teacher, num_base: int, extra=None):
+    """One fine-tuning step: a K-shot query batch and (with references) a support episode of
+    other K-shot images whose per-class means (plus the stored base sums ``extra`` in iFSIS) are
+    the references; Mask2Former's loss (+ base distillation from ``teacher``)."""
+    images, targets, out, _ = episode(
+        model, data, episodes, f["batch_size"], f["support_batch"], model.refs, gen, extra
+    )
     loss = sum(model.loss(images, targets, out).values())
     if teacher is not None:
         with torch.no_grad():
-            t_out = teacher(images, use_refs=False)
+            t_out = teacher(images, refs=())
         loss = loss + f["distill_weight"] * base_distillation(out, t_out, num_base)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -66,23 +64,49 @@ def finetune_step(model, data, f: dict, gen, opt, params, teacher, num_base: int
     return loss
 
 
-class FewShotMethod(BenchMethod):
-    """Mask2Former fine-tuning with the references in ``refs`` (none: the mask2former_ft baseline)."""
+def ref_move(model, start: dict) -> float:
+    """Relative change of the used reference modules' weights from ``start``: ||w - w0|| / ||w0||."""
+    names = [f"{r}_ref." for r in model.refs]
+    num = den = 0.0
+    for name, p in model.named_parameters():
+        if name.startswith(tuple(names)):
+            num += float((p.detach() - start[name]).pow(2).sum())
+            den += float(start[name].pow(2).sum())
+    return (num / den) ** 0.5 if den else float("nan")
 
-    def __init__(self, cfg: dict, refs: tuple[str, ...] = (), distill: bool = False) -> None:
+
+class FewShotMethod(BenchMethod):
+    """Mask2Former fine-tuning with the references in ``refs`` (none: the mask2former_ft baseline),
+    RefT's base distillation in iFSIS if ``distill``, over the ``protocols`` it runs (a control
+    method may run one)."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        refs: tuple[str, ...] = (),
+        distill: bool = False,
+        protocols: tuple[str, ...] = PROTOCOLS,
+    ) -> None:
         super().__init__(cfg)
         self.automatic_optimization = False
         self.refs, self.distill = tuple(refs), distill
         f = cfg["finetune"]
-        if unknown := set(f["shots"]) - set(PROTOCOLS):
-            raise BenchError(f"finetune.shots has unknown protocols {sorted(unknown)}: use {PROTOCOLS}")
-        self.todo = [(p, k) for p in PROTOCOLS for k in f["shots"].get(p) or []]
+        for key in ("shots", "freeze"):
+            if unknown := set(f[key]) - set(PROTOCOLS):
+                raise BenchError(f"finetune.{key} has unknown protocols {sorted(unknown)}: use {PROTOCOLS}")
+        every = [(p, k) for p in PROTOCOLS for k in f["shots"].get(p) or []]
+        self.todo = [(p, k) for p, k in every if p in protocols]
         if not self.todo:
-            raise BenchError("finetune.shots lists no K for any protocol")
-        if any(k < 1 for _, k in self.todo) or f["steps"] < 1:
+            raise BenchError("finetune.shots lists no K for any protocol this method runs")
+        if any(k < 1 for _, k in every) or f["steps"] < 1:
             raise BenchError("finetune.shots and finetune.steps must be positive")
-        if cfg["figure"]["phase"] not in {"base"} | {f"{p}_k{k}" for p, k in self.todo}:
+        phases = {f"{p}_k{k}" for p, k in every}
+        if cfg["figure"]["phase"] not in {"base"} | phases:
             raise BenchError(f"figure.phase={cfg['figure']['phase']!r} is not one of this run's phases")
+        # a control running fewer protocols draws its last phase instead
+        run = ["base"] + [f"{p}_k{k}" for p, k in self.todo]
+        self.figure_phase = cfg["figure"]["phase"] if cfg["figure"]["phase"] in run else run[-1]
+        self.moves: dict[str, float] = {}
         self.states: dict[str, dict] = {}
         self.phase: dict | None = None
         self.maps = nn.ModuleDict()
@@ -99,7 +123,7 @@ class FewShotMethod(BenchMethod):
         folder = base_stage(self.cfg, dm)
         self.base_state = torch.load(folder / "model.pt", weights_only=True)
         self.base_bank = torch.load(folder / "bank.pt", weights_only=True)
-        self.model.load_state_dict(self.base_state, strict=False)
+        self.model.load_state_dict(self.base_state)
         self.states["base"] = self._snapshot()
         self.allowed = {"base": torch.ones(dm.num_classes, dtype=torch.bool)}
         for p, k in self.todo:
@@ -113,15 +137,12 @@ class FewShotMethod(BenchMethod):
     # --- one fine-tuning phase ---------------------------------------------------------------
     def _start(self, protocol: str, k: int) -> None:
         f, dm, model = self.cfg["finetune"], self.dm, self.model
-        model.load_state_dict(self.base_state, strict=False)
-        for ref in (model.feature_ref, model.instance_ref):
-            if ref is not None:
-                ref.reset()
+        model.load_state_dict(self.base_state)
         # TFA's randinit: the novel classes' classifier rows start afresh.
         cls = model.head.cls_embed
         nn.init.normal_(cls.weight[dm.num_base : dm.num_classes], std=0.01)
         nn.init.zeros_(cls.bias[dm.num_base : dm.num_classes])
-        frozen = tuple(f["freeze"])
+        frozen = tuple(f["freeze"].get(protocol) or ())
         for name, p in model.named_parameters():
             p.requires_grad = not name.startswith(frozen)
         data = dm.kshot(k, self.cfg["seed"], novel_only=protocol != "gfsis")
@@ -133,25 +154,24 @@ class FewShotMethod(BenchMethod):
         if protocol == "ifsis" and self.distill:
             teacher = copy.deepcopy(model).eval().requires_grad_(False)
         gen = torch.Generator().manual_seed(self.cfg["seed"] * 1000 + len(self.states))
+        device = model.centres.device
+        extra = None
+        if protocol == "ifsis":
+            extra = tuple(self.base_bank[k].to(device) for k in ("centres", "squeries", "count"))
         self.phase = dict(name=f"{protocol}_k{k}", protocol=protocol, data=data, opt=opt, params=params)
-        self.phase |= dict(teacher=teacher, gen=gen, step=0, frozen=frozen)
-        self._fill_bank()
+        self.phase |= dict(teacher=teacher, gen=gen, step=0, frozen=frozen, extra=extra)
+        self.phase |= dict(episodes=Episodes(data), start=self._snapshot())
 
     def _fill_bank(self) -> None:
-        """References from the whole support set (base rows from the base stage in iFSIS)."""
-        model = self.model
+        """The test's references: per-class means over the whole K-shot set (plus the stored base
+        references in iFSIS); the test images are never among them."""
+        model, ph = self.model, self.phase
         if not self.refs:
             return
-        model.filled.zero_()
-        device = model.centres.device
-        if self.phase["protocol"] == "ifsis":
-            b = self.base_bank
-            model.update_bank(*(b[k].to(device) for k in ("centres", "squeries", "count")), 0.0)
-        sums = None
-        for images, targets in chunks(self.phase["data"], 16, device):
-            part = model.encode_support(images, targets)
-            sums = part if sums is None else tuple(a + p for a, p in zip(sums, part, strict=True))
-        model.update_bank(*sums, 0.0)
+        sums = support_sums(model, ph["data"], model.centres.device)
+        if ph["extra"] is not None:
+            sums = tuple(a + b for a, b in zip(sums, ph["extra"], strict=True))
+        model.set_bank(model.bank_from(*sums))
 
     def _train_mode(self) -> None:
         self.model.train()
@@ -166,11 +186,22 @@ class FewShotMethod(BenchMethod):
         t0 = time.perf_counter()
         self._train_mode()
         loss = finetune_step(
-            self.model, ph["data"], f, ph["gen"], ph["opt"], ph["params"], ph["teacher"], self.dm.num_base
+            self.model,
+            ph["data"],
+            ph["episodes"],
+            f,
+            ph["gen"],
+            ph["opt"],
+            ph["params"],
+            ph["teacher"],
+            self.dm.num_base,
+            ph["extra"],
         )
         self.rates.append(f["batch_size"] / (time.perf_counter() - t0))
         ph["step"] += 1
         if ph["step"] == f["steps"]:
+            if self.refs:
+                self.moves[ph["name"]] = ref_move(self.model, ph["start"])
             self._fill_bank()
             self.states[ph["name"]] = self._snapshot()
             self.phase = None
@@ -189,12 +220,12 @@ class FewShotMethod(BenchMethod):
             self.model.load_state_dict(state)
             self.model.eval()
             self.maps[name].update(self.model.predict(images, self.allowed[name].to(self.device)), truth)
-            if batch_idx == 0 and name == self.cfg["figure"]["phase"]:
+            if batch_idx == 0 and name == self.figure_phase:
                 self._figure(images, targets)
 
     def _figure(self, images, targets) -> None:
         n = self.cfg["figure"]["images"]
-        preds = self.model.predict(images[:n], self.allowed[self.cfg["figure"]["phase"]].to(self.device))
+        preds = self.model.predict(images[:n], self.allowed[self.figure_phase].to(self.device))
         images, preds = images[:n].cpu(), [{k: v.cpu() for k, v in p.items()} for p in preds]
         path = Path(self.trainer.default_root_dir) / "predictions.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,9 +245,15 @@ class FewShotMethod(BenchMethod):
             self.log(f"test/{name}_bap_drop_segm", drops[name])
         if drops:
             self.log("test/gfsis_worst_bap_drop_segm", max(drops.values()))
+        for name, move in self.moves.items():
+            self.log(f"test/{name}_ref_move", move)
+        if self.refs:  # how far base training moved the references' output projections
+            outs = [self.base_state[f"{r}_ref.attn.out_proj.weight"] for r in self.refs]
+            self.log("test/base_ref_out_norm", float(sum(w.pow(2).sum() for w in outs) ** 0.5))
 
     def cost(self) -> dict:
-        out = {"params": sum(p.numel() for p in self.model.parameters())}
+        unused = tuple(f"{r}_ref." for r in REFS if r not in self.refs)
+        out = {"params": sum(p.numel() for n, p in self.model.named_parameters() if not n.startswith(unused))}
         if self.rates:
             out["train_images_per_s"] = round(sorted(self.rates)[len(self.rates) // 2], 2)
         return out

@@ -8,7 +8,10 @@ post-processing of MaskFormerFusionHead), with RefT's two references:
   matched to each support instance) are averaged per class; after every decoder layer the
   query-image object queries cross-attend to them, ``Q + A``.
 
-References hold one slot per class (``bank``), filled from support sets; empty slots are masked.
+References hold one slot per class (a bank: per-class means and a filled mask). Training passes
+each step's bank from a support episode (images disjoint from the query batch); at test the bank
+is the buffers, filled from the whole support set. Empty slots are masked. Both reference modules
+always exist (one base state serves every method); ``refs`` names the ones a method uses.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 init_default_scope("mmdet")
+REFS = ("feature", "instance")
+Bank = tuple[Tensor, Tensor, Tensor]  # per-class centres [K, C], support queries [K, C], filled [K]
 
 
 def head_config(m: dict, in_channels: list[int], num_classes: int) -> dict:
@@ -114,7 +119,7 @@ def head_config(m: dict, in_channels: list[int], num_classes: int) -> dict:
 
 class Reference(nn.Module):
     """Cross-attention from ``x`` [B, N, C] to per-class references [R, C]. The output projection
-    starts at zero, so attaching it to a trained model changes nothing until training moves it."""
+    starts at zero (the model starts as plain Mask2Former); base training moves it."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -140,8 +145,14 @@ class FewShotMask2Former(nn.Module):
     def __init__(self, m: dict, num_classes: int, refs: tuple[str, ...] = ()) -> None:
         super().__init__()
         b = m["base_channels"]
+        # norm_eval=False: mmdet's default (True) puts every BN in eval mode on each train() call,
+        # which for a backbone trained from scratch would freeze it at its initial statistics.
         self.backbone = ResNet(
-            depth=m["depth"], base_channels=b, norm_cfg=dict(type="BN", requires_grad=True), init_cfg=None
+            depth=m["depth"],
+            base_channels=b,
+            norm_cfg=dict(type="BN", requires_grad=True),
+            norm_eval=False,
+            init_cfg=None,
         )
         expansion = 1 if m["depth"] < 50 else 4
         in_channels = [b * expansion * 2**i for i in range(4)]
@@ -154,25 +165,31 @@ class FewShotMask2Former(nn.Module):
             init_cfg=None,
         )
         self.num_classes, self.refs, c = num_classes, tuple(refs), m["channels"]
-        self.feature_ref = Reference(c, m["heads"]) if "feature" in refs else None
-        self.instance_ref = Reference(c, m["heads"]) if "instance" in refs else None
+        if unknown := set(refs) - set(REFS):
+            raise ValueError(f"unknown references {sorted(unknown)}: use {REFS}")
+        self.feature_ref = Reference(c, m["heads"])
+        self.instance_ref = Reference(c, m["heads"])
         self.register_buffer("centres", torch.zeros(num_classes, c))
         self.register_buffer("squeries", torch.zeros(num_classes, c))
         self.register_buffer("filled", torch.zeros(num_classes, dtype=torch.bool))
 
     # --- forward -----------------------------------------------------------------------------
     def forward(
-        self, images: Tensor, use_refs: bool = True
+        self, images: Tensor, refs: tuple[str, ...] | None = None, bank: Bank | None = None
     ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor]:
         """Per decoder layer: class logits [B, Q, K+1] and mask logits [B, Q, h, w]; then the last
-        (post-normed) object queries [B, Q, C] and the mask features [B, C, h, w]."""
+        (post-normed) object queries [B, Q, C] and the mask features [B, C, h, w]. ``refs``: the
+        references to apply (default: the model's), ``bank``: theirs (default: the buffers)."""
         h = self.head
+        refs = self.refs if refs is None else refs
+        centres, squeries, filled = bank if bank is not None else (self.centres, self.squeries, self.filled)
+        if not bool(filled.any()):
+            refs = ()
+        missing = ~filled
         mask_features, memories = h.pixel_decoder(self.backbone(images))
-        refs = use_refs and bool(self.filled.any())
-        missing = ~self.filled
-        if refs and self.feature_ref is not None:
-            memories = [self._reweight(f, missing) for f in memories]
-            mask_features = self._reweight(mask_features, missing)
+        if "feature" in refs:
+            memories = [self._reweight(f, centres, missing) for f in memories]
+            mask_features = self._reweight(mask_features, centres, missing)
         batch = images.shape[0]
         inputs, pos = [], []
         for i in range(h.num_transformer_feat_level):
@@ -197,18 +214,18 @@ class FewShotMask2Former(nn.Module):
                 query_key_padding_mask=None,
                 key_padding_mask=None,
             )
-            if refs and self.instance_ref is not None:
-                query = query + self.instance_ref(query, self.squeries, missing)
+            if "instance" in refs:
+                query = query + self.instance_ref(query, squeries, missing)
             nxt = memories[(i + 1) % h.num_transformer_feat_level].shape[-2:]
             cls, mask, attn = h._forward_head(query, mask_features, nxt)
             all_cls.append(cls)
             all_mask.append(mask)
         return all_cls, all_mask, h.transformer_decoder.post_norm(query), mask_features
 
-    def _reweight(self, f: Tensor, missing: Tensor) -> Tensor:
+    def _reweight(self, f: Tensor, centres: Tensor, missing: Tensor) -> Tensor:
         b, c, hh, ww = f.shape
         x = f.flatten(2).transpose(1, 2)
-        x = x * (1 + self.feature_ref(x, self.centres, missing))
+        x = x * (1 + self.feature_ref(x, centres, missing))
         return x.transpose(1, 2).reshape(b, c, hh, ww)
 
     # --- training ----------------------------------------------------------------------------
@@ -229,7 +246,7 @@ class FewShotMask2Former(nn.Module):
         support pass is the plain model (no references) in eval mode, as after base training."""
         was = self.training
         self.eval()
-        all_cls, all_mask, queries, feats = self(images, use_refs=False)
+        all_cls, all_mask, queries, feats = self(images, refs=())
         self.train(was)
         k, c = self.num_classes, feats.shape[1]
         centres, squeries, count = feats.new_zeros(k, c), feats.new_zeros(k, c), feats.new_zeros(k)
@@ -247,17 +264,19 @@ class FewShotMask2Former(nn.Module):
             count.index_add_(0, t["labels"], torch.ones_like(t["labels"], dtype=count.dtype))
         return centres, squeries, count
 
+    @staticmethod
+    def bank_from(centres: Tensor, squeries: Tensor, count: Tensor) -> Bank:
+        """Per-class sums and counts (``encode_support``'s, summed over images) as a bank of
+        per-class means; classes without a support instance are not filled."""
+        filled = count > 0
+        div = count.clamp_min(1)[:, None]
+        return centres / div, squeries / div, filled
+
     @torch.no_grad()
-    def update_bank(self, centres: Tensor, squeries: Tensor, count: Tensor, momentum: float) -> None:
-        """Dynamic class centres: an exponential moving average over support episodes (a slot
-        seen for the first time takes the episode's mean)."""
-        seen = count > 0
-        mean_c = centres[seen] / count[seen, None]
-        mean_q = squeries[seen] / count[seen, None]
-        keep = torch.where(self.filled[seen], momentum, 0.0)[:, None]
-        self.centres[seen] = keep * self.centres[seen] + (1 - keep) * mean_c
-        self.squeries[seen] = keep * self.squeries[seen] + (1 - keep) * mean_q
-        self.filled[seen] = True
+    def set_bank(self, bank: Bank) -> None:
+        """Store ``bank`` in the buffers (the references the test uses)."""
+        for buf, value in zip((self.centres, self.squeries, self.filled), bank, strict=True):
+            buf.copy_(value)
 
     # --- inference ---------------------------------------------------------------------------
     @torch.no_grad()

@@ -10,6 +10,7 @@ import time
 import torch
 
 from bench.config import resolve
+from bench.tasks.reft.base import Episodes
 from bench.tasks.reft.data import FewShotCocoDataModule
 from bench.tasks.reft.method import finetune_step
 from bench.tasks.reft.model import FewShotMask2Former
@@ -23,21 +24,17 @@ def images_per_s(refs: tuple[str, ...], cfg: dict, dm) -> float:
     f = cfg["finetune"]
     data = dm.kshot(10, 0, novel_only=True)
     for name, p in model.named_parameters():
-        p.requires_grad = not name.startswith(tuple(f["freeze"]))
+        p.requires_grad = not name.startswith(tuple(f["freeze"]["fsis"]))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=f["lr"])
     gen = torch.Generator().manual_seed(0)
-    if refs:
-        from bench.tasks.reft.base import chunks
-
-        for images, targets in chunks(data, 16, torch.device("cpu")):
-            model.update_bank(*model.encode_support(images, targets), 0.0)
+    episodes = Episodes(data)
     model.train()
     model.backbone.eval()
     for i in range(WARMUP + STEPS):
         if i == WARMUP:
             t0 = time.perf_counter()
-        finetune_step(model, data, f, gen, opt, params, None, dm.num_base)
+        finetune_step(model, data, episodes, f, gen, opt, params, None, dm.num_base)
     return STEPS * f["batch_size"] / (time.perf_counter() - t0)
 
 

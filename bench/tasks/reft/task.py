@@ -35,8 +35,21 @@ TASK = Task(
             "RefT with the instance-level reference only (support object queries)",
             {"refs": ("instance",), "distill": True},
         ),
+        Method(
+            "mask2former_ft_distill",
+            METHOD,
+            "iFSIS control: Mask2Former fine-tuning plus RefT's base distillation, no references "
+            "(runs iFSIS only)",
+            {"refs": (), "distill": True, "protocols": ("ifsis",)},
+        ),
     ),
-    headline=("test/fsis_k5_nap_segm", "test/gfsis_worst_bap_drop_segm", "test/base_bap_segm"),
+    headline=(
+        "test/fsis_k5_nap_segm",
+        "test/gfsis_k10_nap_segm",
+        "test/gfsis_k10_bap_drop_segm",
+        "test/ifsis_k10_bap_segm",
+        "test/base_bap_segm",
+    ),
     reported={
         "reft": {
             "fsis_k5_nap_segm": 14.2,
