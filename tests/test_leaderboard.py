@@ -65,11 +65,12 @@ def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tm
     assert claims["emo2m_ge_emo1m"]["n"] == 2 and claims["emo2m_ge_emo1m"]["diff"] == pytest.approx(0.05)
     assert claims["emo1m_ge_mobilenetv2_params"]["verdict"] == "does not hold"
     assert claims["emo1m_ge_mobilenetv2_params"]["bound"] == pytest.approx(0.95)
+    assert claims["emo5m_ge_emo2m"]["verdict"] == "inconclusive"  # one shared seed: no interval
     md = (tmp_path / "boards" / "emo.md").read_text()
     assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
     assert md.index("### claims") < md.index("### results") < md.index("all metrics")
     assert "emo" in (tmp_path / "boards" / "index.md").read_text()
-    assert "1 hold, 0 inconclusive, 1 do not" in (tmp_path / "boards" / "index.md").read_text()
+    assert "1 hold, 1 inconclusive, 1 do not" in (tmp_path / "boards" / "index.md").read_text()
     assert any("junk/record.json" in line for line in skipped)
     assert any("a later run of the same config" in line for line in skipped)
     committed = sorted((tmp_path / "boards" / "records" / "emo").glob("**/*.json"))

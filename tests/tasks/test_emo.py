@@ -118,9 +118,13 @@ def test_smoke_run_logs_what_the_board_shows(bench_run) -> None:
     assert m["test/params_vs_log"] < 0.005 and m["test/macs_vs_paper"] < 0.05
 
 
-def test_cpu_claims_cover_both_matched_baselines() -> None:
-    from bench.config import preset_claims
+def test_cpu_claims_cover_both_matched_baselines_and_the_size_ordering() -> None:
+    from bench.config import preset_claims, read_preset
+    from bench.tasks.emo.task import EMO
 
     claims = {c.id: c for c in preset_claims("emo", "cpu")}
     assert claims["emo1m_ge_mobilenetv2_params"].than == "mobilenetv2"
     assert claims["emo1m_ge_mobilenetv2_flops"].than == "mobilenetv2_flops"
+    ordering = {(c.than, c.method) for c in claims.values() if c.op == ">=" and c.than in EMO}
+    assert ordering == set(zip(EMO, EMO[1:]))  # 1M <= 2M <= 5M <= 6M, each step judged
+    assert set(EMO) <= set(read_preset("emo", "cpu")["methods"])
