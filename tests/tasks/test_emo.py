@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -126,5 +127,5 @@ def test_cpu_claims_cover_both_matched_baselines_and_the_size_ordering() -> None
     assert claims["emo1m_ge_mobilenetv2_params"].than == "mobilenetv2"
     assert claims["emo1m_ge_mobilenetv2_flops"].than == "mobilenetv2_flops"
     ordering = {(c.than, c.method) for c in claims.values() if c.op == ">=" and c.than in EMO}
-    assert ordering == set(zip(EMO, EMO[1:]))  # 1M <= 2M <= 5M <= 6M, each step judged
+    assert ordering == set(itertools.pairwise(EMO))  # 1M <= 2M <= 5M <= 6M, each step judged
     assert set(EMO) <= set(read_preset("emo", "cpu")["methods"])
