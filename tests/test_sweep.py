@@ -20,7 +20,7 @@ from bench.cli import _parser, main
 from bench.errors import BenchError
 from bench.sweep import Options, expand, grid, slots, sweep, visible_gpus
 
-EMO = ["emo_1m", "emo_2m", "mobilenetv2", "mobilenetv2_flops"]
+EMO = config.sweep_spec("emo")["parameters"]["method"]["values"]
 
 
 def preset_seeds(task: str, preset: str) -> list[int]:
@@ -118,12 +118,13 @@ def test_sweep_gives_each_run_its_own_gpus(monkeypatch: pytest.MonkeyPatch, caps
     opts = Options(gpus_per_run=2, progress=True)
     assert sweep("emo", ["preset=smoke"], seeds="0,1", opts=opts) == 0
     out = capsys.readouterr().out
-    assert "8 runs on 6 GPU(s) (CUDA_VISIBLE_DEVICES: 0,1,2,3,4,5), 2 per run" in out
-    assert not FakeRun.overlap and len(FakeRun.seen) == 8
+    n = len(EMO) * 2
+    assert f"{n} runs on 6 GPU(s) (CUDA_VISIBLE_DEVICES: 0,1,2,3,4,5), 2 per run" in out
+    assert not FakeRun.overlap and len(FakeRun.seen) == n
     assert all("trainer.devices=2" in cmd for cmd in FakeRun.seen)
     # a child's warning reaches the sweep's output once, not once per run
     assert out.count("UserWarning: the same warning in every run") == 1
-    assert "7 repeats" in out and "8 ok, 0 not ok" in out
+    assert f"{n - 1} repeats" in out and f"{n} ok, 0 not ok" in out
 
 
 def kill_when(pattern: str, ready, stop: threading.Event) -> None:
