@@ -1,5 +1,7 @@
-"""getup: the tolerance reward, fallen starts (prone and supine, at rest, low head), strength
-scaling, the curriculum's rules (decrease, floor, stall undo-and-freeze), the time warp, the PD
+"""getup: the official reward (its tolerances, the upright term's centre-of-mass switch), the
+episode length and gate as official, fallen starts (prone and supine, at rest, low head), strength
+scaling, the curriculum's rules (decrease, floor, stall undo-and-freeze below full strength only),
+the time warp, the PD
 servos, success and strategy counting, the 3-D humanoid of the paper preset on the real asset,
 and bad configs."""
 
@@ -38,6 +40,56 @@ def test_tolerance_is_one_inside_and_falls_off_outside() -> None:
     assert tolerance(0.75, 1.0, np.inf, 0.5) > tolerance(0.5, 1.0, np.inf, 0.5)
     assert tolerance(-0.9, 0.9, np.inf, 1.9, "linear", 0.0) == pytest.approx(1 - 1.8 / 1.9)
     assert tolerance(-1.0, 0.9, np.inf, 1.9, "linear", 0.0) == 0.0
+    # dm_control's long tail and quadratic, as the official reward uses them
+    assert tolerance(1.0, 1.55, np.inf, 1.55 / 4, "long_tail", 0.2) == pytest.approx(
+        1 / (4 * (0.55 / 0.3875) ** 2 + 1)
+    )
+    assert tolerance(1.55 - 1.55 / 4, 1.55, np.inf, 1.55 / 4, "long_tail", 0.2) == pytest.approx(0.2)
+    assert tolerance(0.9 + 0.19, 0.0, 0.9, 0.38, "quadratic", 0.0) == pytest.approx(0.75)
+    assert tolerance(0.9 + 0.38, 0.0, 0.9, 0.38, "quadratic", 0.0) == 0.0
+    assert tolerance(0.5, 0.0, 0.9, 0.38, "quadratic", 0.0) == 1.0
+
+
+def test_the_standing_term_is_the_official_long_tail_not_a_vanishing_gaussian() -> None:
+    # The issue's case: head at 0.5 m, stand height 1.55 m (dm_control's humanoid)
+    assert tolerance(0.5, 1.55, np.inf, 1.55 / 4, "long_tail", 0.2) == pytest.approx(0.035, abs=0.005)
+    assert tolerance(0.5, 1.55, np.inf, 1.55 / 4, "gaussian", 0.1) < 1e-6
+
+
+@pytest.mark.parametrize("preset", ["cpu", "paper"])
+def test_episodes_and_the_gate_are_the_official_ones(preset: str) -> None:
+    cfg = resolve("getup", [f"preset={preset}"])
+    assert cfg["optim"]["horizon"] == cfg["eval"]["steps"] == 250  # official _done: 250 steps
+    # the official threshold 60 of a maximum return of 250 (reward <= 1 per step): 24%
+    assert cfg["curriculum"]["threshold"] / cfg["optim"]["horizon"] == pytest.approx(0.24)
+    assert cfg["curriculum"]["gate"] == ("mean" if preset == "cpu" else "min")
+    assert cfg["optim"]["gamma"] == 0.97
+
+
+def test_reward_is_the_official_product_and_upright_counts_only_with_the_com_up() -> None:
+    d = data("cpu")
+    r, h = d["reward"], d["stand_height"]
+    env = GetUpEnv(d)
+    pool = fallen.build_pool(d, 4, 0)
+    for q, v in zip(pool["qpos"], pool["qvel"], strict=True):
+        env.set_state(q, v)
+        assert env.com_height() < r["upright_com"]  # lying: the upright term is 1 whatever the torso
+        env.mj.mj_subtreeVel(env.model, env.data)
+        still = tolerance(env.data.subtree_linvel[1][:1], -0.3, 0.3, 1.2).mean()
+        gap = abs(env.data.xpos[env.feet[0]][0] - env.data.xpos[env.feet[1]][0])
+        close = max(0.0, 1 - (max(0.0, gap - 0.9) / 0.38) ** 2)
+        standing = 1 / (4 * ((h - env.head_height()) / (h / 4)) ** 2 + 1)
+        assert env.reward() == pytest.approx(standing * still * close)
+    # standing but bent forward: the centre of mass is up, so the upright term counts
+    q = env.model.qpos0.copy()
+    q[2] = 1.2  # torso pitched ~70 degrees
+    env.set_state(q, np.zeros(env.model.nv))
+    assert env.com_height() > r["upright_com"]
+    up = env.upright()
+    expected = max(0.0, 1 - (0.9 - up) / 1.9) * tolerance(
+        env.head_height(), h, np.inf, h / 4, "long_tail", 0.2
+    )
+    assert up < 0.9 and env.reward() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("character", ["walker", "humanoid"])
@@ -50,7 +102,8 @@ def test_standing_pays_one_and_fallen_starts_lie_still_both_ways(character: str)
     assert pool["prone"].any() and (~pool["prone"]).any()
     for q, v in zip(pool["qpos"], pool["qvel"], strict=True):
         env.set_state(q, v)
-        assert env.head_height() < 0.6 * d["stand_height"] and env.reward() < 1e-3
+        # long tail: at most 1 / (4 x 1.6^2 + 1) = 0.089 with the head below 0.6 x stand height
+        assert env.head_height() < 0.6 * d["stand_height"] and env.reward() < 0.09
         assert np.abs(v).max() < 2.0  # 2 s of zero action: at rest, or nearly
     obs, r = env.step(np.zeros(env.act_dim))
     assert obs.shape == (env.obs_dim,) and np.isfinite(obs).all() and 0 <= r <= 1
@@ -79,7 +132,7 @@ def test_pd_servos_hold_the_standing_pose_and_weaken_with_strength() -> None:
     assert np.abs(env.data.actuator_force).max() <= 0.5 * env.force_max.max() + 1e-9
 
 
-def test_curriculum_lowers_to_the_floor_and_stall_undoes_and_freezes() -> None:
+def test_curriculum_lowers_to_the_floor_and_stall_undoes_and_freezes_below_full_strength() -> None:
     c = Curriculum(1.0, 0.8, 10.0, 0.95, 100, 1000, 1.5)
     c.update(11.0, 50)
     assert c.strength == pytest.approx(0.95) and c.active
@@ -94,6 +147,14 @@ def test_curriculum_lowers_to_the_floor_and_stall_undoes_and_freezes() -> None:
     assert c.stalled and c.strength == pytest.approx(0.95)
     c.update(100.0, 200)
     assert c.strength == pytest.approx(0.95)
+    # At full strength the official rule never freezes (nothing to undo): it keeps testing.
+    c = Curriculum(1.0, 0.5, 10.0, 0.95, 100, 1000, 1.5)
+    for t in range(100, 5000, 100):
+        assert c.update(5.0, t)
+    assert c.strength == 1.0 and c.active and not c.stalled
+    assert c.update(11.0, 5000) and c.strength == pytest.approx(0.95)  # and still decreases later
+    assert c.update(5.0, 6000) and c.active  # 1000 steps: not past min(stall_max, 1.5 x 5000)
+    assert not c.update(5.0, 6001) and c.stalled and c.strength == pytest.approx(1.0)  # undone
     rng = np.random.default_rng(0)
     draws = [Curriculum(0.9, 0.6, 0, 0.95, 1, 1, 1).sample(rng, 0.5) for _ in range(200)]
     assert min(draws) == 0.6 and max(draws) == 1.0
@@ -141,6 +202,8 @@ def test_success_needs_the_head_held_and_strategies_cluster() -> None:
         (["data.source=mocap"], "data.source"),
         (["curriculum.floor=1.5"], "curriculum.floor"),
         (["optim.batch_size=100000"], "batch_size"),
+        (["curriculum.gate=median"], "curriculum.gate"),
+        (["optim.update_every=0"], "update_every"),
     ],
 )
 def test_bad_configs_raise_one_clear_error(bench_run, over: list[str], match: str) -> None:

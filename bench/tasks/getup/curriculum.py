@@ -1,8 +1,10 @@
-"""Stage 2: the strength curriculum of the official code. Every ``interval`` steps the policy runs
-the fixed test states at the current base strength; if the MINIMUM test return clears the
-threshold, base <- max(floor, decay * base). If no decrease came for longer than
-``min(stall_max, max(stall_min, stall_factor * last gap))`` steps, the last decrease is undone and
-the curriculum freezes there (the character is too weak for the policy to follow)."""
+"""Stage 2: the strength curriculum of the official code (``Trainer.update_power``). Every
+``interval`` steps the policy runs the fixed gate states at the current base strength; if the gate
+return (their mean or minimum, ``curriculum.gate``) exceeds the threshold, base <- max(floor,
+decay * base), and the curriculum ends at the floor. Below full strength, if no decrease came for
+longer than ``min(stall_max, max(stall_min, stall_factor * last gap))`` steps, the last decrease
+is undone and the curriculum freezes there (the character is too weak for the policy to follow).
+At full strength there is nothing to undo and the official code never freezes: it keeps testing."""
 
 from __future__ import annotations
 
@@ -24,20 +26,21 @@ class Curriculum:
     last_gap: float = float("inf")
     active: bool = True
     stalled: bool = False
-    history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, min return, strength)
+    history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, gate return, strength)
 
-    def update(self, min_return: float, t: int) -> bool:
+    def update(self, gate_return: float, t: int) -> bool:
         """One test result at step ``t``; returns whether the curriculum goes on."""
-        self.history.append((t, float(min_return), self.strength))
+        self.history.append((t, float(gate_return), self.strength))
         if not self.active:
             return False
-        if min_return > self.threshold:
+        if gate_return > self.threshold:
             self.strength = max(self.floor, self.decay * self.strength)
             self.last_gap, self.start = t - self.start, t
             self.active = self.strength > self.floor
-        elif t - self.start > min(self.stall_max, max(self.stall_min, self.stall_factor * self.last_gap)):
-            if self.strength < 1.0:
-                self.strength = min(1.0, self.strength / self.decay)
+        elif self.strength < 1.0 and t - self.start > min(
+            self.stall_max, max(self.stall_min, self.stall_factor * self.last_gap)
+        ):
+            self.strength = min(1.0, self.strength / self.decay)
             self.active, self.stalled = False, True
         return self.active
 

@@ -7,8 +7,11 @@ Two characters: ``humanoid`` (gymnasium's 3-D ``humanoid.xml``, the paper preset
 action is a target joint angle within the joint's range, tracked by MuJoCo position servos whose
 force is capped at ``strength * ctrl_max``. Strength is part of the observation.
 
-Reward (the paper's product of tolerances): head height >= ``stand_height``, upright torso,
-small horizontal centre-of-mass speed, feet close together.
+Reward (the official code's ``_reward``, dm_control's ``tolerance`` written out): the product of
+standing (head height >= ``stand_height``, long-tail, 0.2 at a margin of stand_height/4), upright
+(1 while the centre of mass is below ``upright_com``, else torso z . up >= 0.9, linear, margin 1.9),
+still (horizontal centre-of-mass speed <= 0.3, gaussian, margin 1.2) and feet close (horizontal
+gap <= ``feet``, quadratic, 0 at ``feet_margin`` beyond). Maximum 1 per step.
 """
 
 from __future__ import annotations
@@ -39,14 +42,20 @@ CHARACTERS = {
 
 
 def tolerance(x, lo: float, hi: float, margin: float, sigmoid: str = "gaussian", at_margin: float = 0.1):
-    """1 inside [lo, hi], falling off with the distance outside over ``margin`` (dm_control's
-    ``rewards.tolerance``, written out: dm_control is not a dependency)."""
+    """1 inside [lo, hi], falling off with the distance outside over ``margin`` to ``at_margin``
+    there (dm_control's ``rewards.tolerance`` for the sigmoids the official reward uses, written
+    out: dm_control is not a dependency)."""
     x = np.asarray(x, dtype=np.float64)
     d = np.where(x < lo, lo - x, np.where(x > hi, x - hi, 0.0)) / margin
     if sigmoid == "gaussian":
         out = np.exp(np.log(at_margin) * d**2)
+    elif sigmoid == "long_tail":
+        out = 1 / ((d * np.sqrt(1 / at_margin - 1)) ** 2 + 1)
     elif sigmoid == "linear":
         out = np.clip(1 - (1 - at_margin) * d, 0.0, 1.0)
+    elif sigmoid == "quadratic":
+        u = d * np.sqrt(1 - at_margin)
+        out = np.where(u < 1, 1 - u**2, 0.0)
     else:
         raise ValueError(sigmoid)
     return np.where(d == 0, 1.0, out)
@@ -157,18 +166,24 @@ class GetUpEnv:
         self.mj.mj_step(self.model, self.data, nstep=self.frame_skip)
         return self.observe(), self.reward()
 
+    def com_height(self) -> float:
+        return float(self.data.subtree_com[1][2])  # body 1: the root's subtree, the whole character
+
     def reward(self) -> float:
+        """The official reward: upright x standing x still x feet close."""
         r = self.d["reward"]
         self.mj.mj_subtreeVel(self.model, self.data)
         vel = self.data.subtree_linvel[1][:1] if self.char.planar else self.data.subtree_linvel[1][:2]
         feet = self.data.xpos[self.feet[0]] - self.data.xpos[self.feet[1]]
         gap = abs(feet[0]) if self.char.planar else float(np.linalg.norm(feet[:2]))
         h = self.d["stand_height"]
-        standing = tolerance(self.head_height(), h, np.inf, h / 4)
-        upright = tolerance(self.upright(), r["upright"], np.inf, 1 + r["upright"], "linear", 0.0)
+        standing = tolerance(self.head_height(), h, np.inf, h / 4, "long_tail", r["stand_at_margin"])
+        upright = 1.0
+        if self.com_height() >= r["upright_com"]:
+            upright = tolerance(self.upright(), r["upright"], np.inf, 1 + r["upright"], "linear", 0.0)
         still = tolerance(vel, -r["speed"], r["speed"], r["speed_margin"]).mean()
-        close = tolerance(gap, 0.0, r["feet"], r["feet_margin"])
-        return float(standing * upright * still * close)
+        close = tolerance(gap, 0.0, r["feet"], r["feet_margin"], "quadratic", 0.0)
+        return float(upright * standing * still * close)
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(-1, 1, self.act_dim).astype(np.float32)

@@ -1,6 +1,7 @@
 """The three methods as one LightningModule with manual optimization (SAC): each ``training_step``
-runs ``optim.tick`` environment steps, each followed by one SAC update once the buffer holds
-``optim.start_steps`` transitions. The replay buffers live in the module (``model.Replay``).
+runs ``optim.tick`` environment steps, with one SAC update every ``optim.update_every`` of them
+once the buffer holds ``optim.start_steps`` transitions. The replay buffers live in the module
+(``model.Replay``).
 
 Phases (``methods.<name>.phases``): ``strong`` (stage 1 at full strength; a shared stage cached per
 seed, so ``staged`` reuses ``strong_only``'s policy and buffer), ``curriculum`` (stage 2),
@@ -53,6 +54,10 @@ class GetUpMethod(BenchMethod):
             raise BenchError(f"curriculum.floor={c['floor']} must be in (0, 1], decay={c['decay']} in (0, 1)")
         if o["batch_size"] > o["buffer"] or o["start_steps"] < o["batch_size"]:
             raise BenchError("optim: need batch_size <= start_steps and batch_size <= buffer")
+        if o["update_every"] < 1:
+            raise BenchError(f"optim.update_every={o['update_every']} must be >= 1")
+        if c["gate"] not in ("mean", "min"):
+            raise BenchError(f"curriculum.gate={c['gate']!r}: mean or min (the official --avg_reward)")
         self.agent: Agent | None = None
         self.summary = torch.nn.ModuleDict({k: MeanMetric() for k in self.metric_names()})
         self.info: dict[str, float] = {}
@@ -89,14 +94,19 @@ class GetUpMethod(BenchMethod):
             start, c["floor"], c["threshold"], c["decay"], c["stall_min"], c["stall_max"], c["stall_factor"]
         )
         self.phase, self.t_phase, self.t, self.updates, self.obs = 0, 0, 0, 0, None
+        self.t_track = 0
 
     def configure_optimizers(self):
         agents = [self.agent] + ([self.track_agent] if "track" in self.phases else [])
-        lr = self.cfg["optim"]["lr"]
+        o = self.cfg["optim"]
         return [
-            torch.optim.Adam(p, lr=lr)
+            torch.optim.Adam(p, lr=lr, fused=True)
             for a in agents
-            for p in (a.actor.parameters(), a.critic.parameters(), [a.log_alpha])
+            for p, lr in (
+                (a.actor.parameters(), o["actor_lr"]),
+                (a.critic.parameters(), o["critic_lr"]),
+                ([a.log_alpha], o["alpha_lr"]),
+            )
         ]
 
     def budget(self, phase: str) -> int:
@@ -194,7 +204,7 @@ class GetUpMethod(BenchMethod):
         nxt, r = self.env.step(a)
         self.replay.add(self.obs, a, r, nxt)
         self.obs, self.ep_t, self.t, self.ep_ret = nxt, self.ep_t + 1, self.t + 1, self.ep_ret + r
-        if len(self.replay) >= o["start_steps"]:
+        if len(self.replay) >= o["start_steps"] and self.t % o["update_every"] == 0:
             self.sac_update(self.agent, self.replay, self.optimizers()[:3])
         if phase == "curriculum" and self.cur.active and self.t % c["interval"] == 0:
             gate = self.trainer.datamodule.train_pool
@@ -202,8 +212,9 @@ class GetUpMethod(BenchMethod):
             res = evaluate(
                 self.env, self.policy(self.agent), gate, self.cur.strength, self.cfg["eval"], self.height
             )
-            self.cur.update(res["min_return"], self.t)
-            self.log_dict({"train/gate_min_return": res["min_return"], "train/strength": self.cur.strength})
+            gate_return = res["return" if c["gate"] == "mean" else "min_return"]
+            self.cur.update(gate_return, self.t)
+            self.log_dict({"train/gate_return": gate_return, "train/strength": self.cur.strength})
             self.obs = None  # the evaluation moved the simulator: start a new episode
 
     @property
@@ -254,8 +265,8 @@ class GetUpMethod(BenchMethod):
             a = self.track_agent.act(self.obs)
         nxt, r, self.done = self.track.step(a)
         self.track_replay.add(self.obs, a, r, nxt)
-        self.obs = nxt
-        if len(self.track_replay) >= o["start_steps"]:
+        self.obs, self.t_track = nxt, self.t_track + 1
+        if len(self.track_replay) >= o["start_steps"] and self.t_track % o["update_every"] == 0:
             self.sac_update(self.track_agent, self.track_replay, self.optimizers()[3:])
 
     # --- testing ---------------------------------------------------------------------------

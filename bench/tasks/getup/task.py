@@ -17,13 +17,15 @@ TASK = Task(
         Method(
             "staged",
             METHOD,
-            "stage 1 (strong, SAC) + stage 2 (strength curriculum) + stage 3 (slow-motion tracking)",
+            "stage 1 (strong, SAC) + stage 2 (strength curriculum) + stage 3 (slow-motion tracking; "
+            "smoke and paper presets only)",
         ),
         Method("strong_only", METHOD, "stage 1 only: SAC at full strength (the shared stage-1 policy)"),
         Method(
             "weak_from_scratch", METHOD, "SAC at the curriculum's floor strength for the stage-1+2 budget"
         ),
     ),
+    figures=("rollout.gif",),
     headline=("test/success_weak", "test/strength", "test/stage1_success"),
     distributed=False,
     reported={},
