@@ -47,6 +47,9 @@ CHAOTIC = {
     # (per-rank BatchNorm statistics over half batches) an unconverged DETR's metrics move by up to
     # 0.68 (cmt_lidar), as its near-tied box scores reorder
     "cmt",
+    # measured in CI (2026-12-02): emo's narrow MobileNetV2 at its lr 4.5e-2 reaches smoke acc 0.25
+    # in one process and 0.09 on 2 ranks (per-rank BatchNorm over half batches of a 16-image test)
+    "emo/mobilenetv2_flops",
 }
 # measured speeds (emo's img/s at batch 1 and 32) are benchmarks of the moment, not results
 SPEED = ("test/img_s_",)
@@ -97,7 +100,7 @@ def test_ddp_trains_and_matches_one_process(task: str, method: str, runs_dir: Pa
         if not (math.isfinite(a["metrics"][k]) and close(a["metrics"][k], b["metrics"][k]))
     }
     assert all(math.isfinite(v) for v in a["metrics"].values())
-    assert task in CHAOTIC or not far, f"DDP vs one process beyond {TOL}: {far}"
+    assert {task, f"{task}/{method}"} & CHAOTIC or not far, f"DDP vs one process beyond {TOL}: {far}"
 
 
 @pytest.mark.parametrize(("task", "method"), [("emo", "mobilenetv2"), ("cmt", "cmt_lidar")])
