@@ -1,9 +1,9 @@
 """getup: the official reward (its tolerances, the upright term's centre-of-mass switch), the
 episode length and gate as official, fallen starts (prone and supine, at rest, low head), strength
 scaling, the curriculum's rules (decrease, floor, stall undo-and-freeze below full strength only),
-the time warp, the PD
-servos, success and strategy counting, the 3-D humanoid of the paper preset on the real asset,
-and bad configs."""
+the time warp, stage 3 as official (residual PD targets, standing phase, early termination,
+terminals in the replay), the PD servos, success and strategy counting, the 3-D humanoid of the
+paper preset on the real asset, and bad configs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from bench.tasks.getup import fallen
 from bench.tasks.getup.curriculum import Curriculum
 from bench.tasks.getup.env import GetUpEnv, tolerance
 from bench.tasks.getup.evaluate import stood, strategies
+from bench.tasks.getup.model import Replay
 from bench.tasks.getup.tracking import Reference, Tracking, evaluate_tracking
 
 pytest.importorskip("mujoco")
@@ -122,14 +123,16 @@ def test_strength_scales_the_torques_and_is_observed() -> None:
 def test_pd_servos_hold_the_standing_pose_and_weaken_with_strength() -> None:
     d = data()
     env = GetUpEnv(d, "pd")
-    hold = 2 * (env.model.qpos0[env.act_q] - env.lo) / (env.hi - env.lo) - 1  # targets = pose
+    pose = env.model.qpos0[env.act_q]  # pd mode: the action is the target angles
     env.reset(env.model.qpos0, np.zeros(env.model.nv), 1.0)
     for _ in range(30):
-        env.step(hold)
+        env.step(pose)
     assert env.head_height() > d["stand_height"]
+    assert np.allclose(env.data.ctrl, pose)
     env.reset(env.model.qpos0, np.zeros(env.model.nv), 0.5)
-    env.step(-np.ones(env.act_dim))  # far targets: the force saturates at the scaled cap
+    env.step(pose + 3.0)  # far targets: the force saturates at the scaled cap
     assert np.abs(env.data.actuator_force).max() <= 0.5 * env.force_max.max() + 1e-9
+    assert np.abs(env.data.actuator_force).max() >= 0.5 * env.force_max.max() - 1e-6
 
 
 def test_curriculum_lowers_to_the_floor_and_stall_undoes_and_freezes_below_full_strength() -> None:
@@ -164,27 +167,72 @@ def test_time_warp_slows_the_motion_by_kappa() -> None:
     dt = 0.016
     t = np.arange(50) * dt
     motion = np.stack([np.sin(3 * t), t**2], 1)
-    ref = Reference(motion, dt)
-    q, v = ref.warped(0.25, dt)
-    assert len(q) == 4 * (len(motion) - 1) + 1
-    assert np.allclose(q[::4], motion, atol=1e-9) and np.allclose(q[-1], motion[-1])
-    assert np.allclose(v[::4, 1], 0.25 * 2 * t, atol=1e-3)  # velocities slowed too
+    ref = Reference({"qpos": motion, "qvel": np.stack([3 * np.cos(3 * t), 2 * t], 1)}, dt)
+    w = ref.warped(0.25, dt)
+    assert len(w["qpos"]) == 4 * (len(motion) - 1) + 1
+    assert np.allclose(w["qpos"][::4], motion, atol=1e-9) and np.allclose(w["qpos"][-1], motion[-1])
+    assert np.allclose(w["qvel"][::4, 1], 0.25 * 2 * t, atol=1e-3)  # velocities slowed too
 
 
-def test_tracking_a_held_standing_pose_is_exact_and_succeeds_at_every_kappa() -> None:
-    d = data()
+def standing_track(n: int = 20, com_shift: float = 0.0) -> Tracking:
+    """A reference that holds the standing pose (its centre of mass shifted up by ``com_shift``),
+    tracked at full strength."""
     cfg = resolve("getup", ["preset=smoke"])
-    env = GetUpEnv(d, "pd")
-    still = np.repeat(env.model.qpos0[None], 30, 0)
-    track = Tracking(env, [Reference(still, env.dt)], cfg["tracking"], 1.0)
-    hold = 2 * (env.model.qpos0[env.act_q] - env.lo) / (env.hi - env.lo) - 1
-    out = evaluate_tracking(track, lambda obs: hold, [0.2, 0.8], 1.3, 0.1)
-    assert out["track_success_k0p2"] == 1.0 and out["track_success_k0p8"] == 1.0
-    assert out["track_err_k0p2"] < 0.05
-    limp = evaluate_tracking(track, lambda obs: -np.ones(env.act_dim), [0.5], 1.3, 0.1)
-    assert limp["track_err_k0p5"] > 10 * out["track_err_k0p2"]  # the error can fail
-    obs = track.reset(np.random.default_rng(0))
-    assert obs.shape == (track.obs_dim,) and 0.2 <= track.kappa <= 0.8
+    env = GetUpEnv(cfg["data"], "pd")
+    env.reset(env.model.qpos0, np.zeros(env.model.nv), 1.0)
+    frames = {
+        "qpos": np.repeat(env.model.qpos0[None], n, 0),
+        "qvel": np.zeros((n, env.model.nv)),
+        "com": np.full((n, 1), env.com_height() + com_shift),
+        "ori": np.repeat(env.orientation()[None], n, 0),
+    }
+    t = cfg["tracking"]
+    return Tracking(env, [Reference(frames, env.dt)], t, cfg["data"]["pd"], t["stand_com"])
+
+
+def test_stage3_is_residual_on_the_reference_then_stands_for_the_official_steps() -> None:
+    track = standing_track()
+    obs = track.start(track.refs[0], 0.5, 0)
+    assert obs.shape == (track.obs_dim,) and track.length == 39  # 19 frame gaps, twice as slow
+    a = np.full(track.env.act_dim, 0.5)
+    track.step(a)  # the PD target is the reference pose plus the residual
+    assert np.allclose(track.env.data.ctrl, track.ref["qpos"][0][track.joints] + 0.5 * track.t["residual"])
+    track.start(track.refs[0], 0.5, 0)
+    steps, end, rewards = 0, False, []
+    while not end:
+        _, r, terminal, end = track.step(np.zeros(track.env.act_dim))
+        steps, rewards = steps + 1, rewards + [r]
+    assert not terminal and steps == track.length + track.t["stand_steps"]
+    assert min(rewards[: track.length]) > 0.6 and min(rewards[track.length :]) > 0.3
+    kd = -track.env.model.actuator_biasprm[:, 2] / track.env.gear
+    assert np.allclose(kd, track.pd["kd_stand"])  # damping doubles in the standing phase
+
+
+def test_stage3_ends_early_when_the_com_leaves_the_reference_and_success_can_fail() -> None:
+    track = standing_track()
+    ok = evaluate_tracking(track, lambda obs: np.zeros(track.env.act_dim), [0.2, 0.8], 1.3)
+    assert ok["track_success_k0p2"] == 1.0 and ok["track_success_k0p8"] == 1.0
+    assert ok["track_err_k0p2"] < 0.1
+    limp = np.full(track.env.act_dim, -1.0)
+    high = standing_track(60, com_shift=0.3)
+    high.start(high.refs[0], 0.8, 0)  # the reference's com 0.3 m up: within com_tol, then not
+    _, _, terminal, _ = high.step(np.zeros(high.env.act_dim))
+    assert not terminal
+    high.ref["com"] += high.t["com_tol"]
+    _, _, terminal, end = high.step(np.zeros(high.env.act_dim))
+    assert terminal and end and high.k < high.length  # ended while tracking
+    bad = evaluate_tracking(track, lambda obs: limp, [0.8], 1.3)
+    assert bad["track_success_k0p8"] == 0.0 and bad["track_err_k0p8"] > 5 * ok["track_err_k0p8"]
+    track.reset(np.random.default_rng(0))
+    assert 0.2 <= track.kappa <= 0.8
+
+
+def test_replay_marks_terminals_so_sac_does_not_bootstrap_through_them() -> None:
+    replay = Replay(3, 2, 4)
+    replay.add(np.zeros(3), np.zeros(2), 1.0, np.ones(3))
+    replay.add(np.zeros(3), np.zeros(2), 1.0, np.ones(3), terminal=True)
+    *_, terminal = replay.sample(64, torch.Generator().manual_seed(0))
+    assert set(terminal.tolist()) == {0.0, 1.0}
 
 
 def test_success_needs_the_head_held_and_strategies_cluster() -> None:

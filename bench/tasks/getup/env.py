@@ -4,8 +4,9 @@ Two characters: ``humanoid`` (gymnasium's 3-D ``humanoid.xml``, the paper preset
 (gymnasium's planar ``walker2d_v5.xml``, the cpu preset). Episodes start from fallen states
 (``fallen.py``). Actions are ``tanh`` outputs in [-1, 1]; in ``torque`` mode the control is
 ``action * strength * ctrl_max`` (the paper's strength scaling); in ``pd`` mode (stage 3) the
-action is a target joint angle within the joint's range, tracked by MuJoCo position servos whose
-force is capped at ``strength * ctrl_max``. Strength is part of the observation.
+action is the target joint angles (rad), tracked by MuJoCo PD servos whose force is capped at
+``strength * ctrl_max``, as the official ``substep`` (kp 1 and kd 0.1 in control units, so x the
+gear). Strength is part of the observation.
 
 Reward (the official code's ``_reward``, dm_control's ``tolerance`` written out): the product of
 standing (head height >= ``stand_height``, long-tail, 0.2 at a margin of stand_height/4), upright
@@ -33,11 +34,26 @@ class Character:
     torso: str
     head: tuple[float, float, float]
     feet: tuple[str, str]
+    hips: tuple[str, str]  # the hip flexion joints whose speeds stage 3's reward tracks
 
 
 CHARACTERS = {
-    "walker": Character("walker2d_v5.xml", True, "torso", (0.0, 0.0, 0.2), ("foot", "foot_left")),
-    "humanoid": Character("humanoid.xml", False, "torso", (0.0, 0.0, 0.19), ("right_foot", "left_foot")),
+    "walker": Character(
+        "walker2d_v5.xml",
+        True,
+        "torso",
+        (0.0, 0.0, 0.2),
+        ("foot", "foot_left"),
+        hips=("thigh_joint", "thigh_left_joint"),
+    ),
+    "humanoid": Character(
+        "humanoid.xml",
+        False,
+        "torso",
+        (0.0, 0.0, 0.19),
+        ("right_foot", "left_foot"),
+        hips=("right_hip_y", "left_hip_y"),
+    ),
 }
 
 
@@ -94,6 +110,7 @@ class GetUpEnv:
         m = self.model
         self.torso = mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, c.torso)
         self.feet = [mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, f) for f in c.feet]
+        self.hips = m.jnt_dofadr[[mj.mj_name2id(m, mj.mjtObj.mjOBJ_JOINT, j) for j in c.hips]]
         self.root_q = 3 if c.planar else 7  # generalized coordinates of the root
         self.root_v = 3 if c.planar else 6
         jnt = m.actuator_trnid[:, 0]
@@ -103,21 +120,25 @@ class GetUpEnv:
         self.lo, self.hi = m.jnt_range[jnt, 0].copy(), m.jnt_range[jnt, 1].copy()
         self.act_dim = m.nu
         if mode == "pd":
-            # Position servos, torque = gear (kp (target - q) - kd qdot) capped at the motor's
-            # strength-scaled maximum; gear moved into the gains so ctrl is an angle.
-            gear, pd = m.actuator_gear[:, 0].copy(), d["pd"]
-            self.force_max = gear * self.ctrl_max
+            # PD servos at every physics step, torque = gear (kp (target - q) - kd qdot) capped at
+            # the motor's strength-scaled maximum; gear moved into the gains so ctrl is an angle.
+            self.gear, pd = m.actuator_gear[:, 0].copy(), d["pd"]
+            self.force_max = self.gear * self.ctrl_max
             m.actuator_gear[:, 0] = 1.0
             m.actuator_gaintype[:] = mj.mjtGain.mjGAIN_FIXED
             m.actuator_biastype[:] = mj.mjtBias.mjBIAS_AFFINE
-            m.actuator_gainprm[:, 0] = pd["kp"] * gear
+            m.actuator_gainprm[:, 0] = pd["kp"] * self.gear
             m.actuator_biasprm[:, 0] = 0.0
-            m.actuator_biasprm[:, 1] = -pd["kp"] * gear
-            m.actuator_biasprm[:, 2] = -pd["kd"] * gear
+            m.actuator_biasprm[:, 1] = -pd["kp"] * self.gear
+            self.set_kd(pd["kd"])
             m.actuator_ctrllimited[:] = 0
             m.actuator_forcelimited[:] = 1
         self.strength = 1.0
         self.obs_dim = len(self.observe())
+
+    def set_kd(self, kd: float) -> None:
+        """The PD servos' damping (control units per rad/s; pd mode)."""
+        self.model.actuator_biasprm[:, 2] = -kd * self.gear
 
     # --- state -----------------------------------------------------------------------------
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
@@ -134,6 +155,10 @@ class GetUpEnv:
 
     def upright(self) -> float:
         return float(self.data.xmat[self.torso][8])  # torso z-axis . world z
+
+    def orientation(self) -> np.ndarray:
+        """The world's vertical in the torso's frame (dm_control's torso_vertical_orientation)."""
+        return self.data.xmat[self.torso][6:9].copy()
 
     def prone(self) -> bool:
         """Facing the floor: the torso's forward (x) axis points down."""
@@ -158,29 +183,38 @@ class GetUpEnv:
         return self.observe()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float]:
-        a = np.clip(action, -1.0, 1.0)
+        """torque mode: ``action`` in [-1, 1]; pd mode: target joint angles (rad)."""
         if self.mode == "torque":
-            self.data.ctrl[:] = a * self.strength * self.ctrl_max
+            self.data.ctrl[:] = np.clip(action, -1.0, 1.0) * self.strength * self.ctrl_max
         else:
-            self.data.ctrl[:] = self.lo + (a + 1) * 0.5 * (self.hi - self.lo)
+            self.data.ctrl[:] = action
         self.mj.mj_step(self.model, self.data, nstep=self.frame_skip)
         return self.observe(), self.reward()
 
     def com_height(self) -> float:
         return float(self.data.subtree_com[1][2])  # body 1: the root's subtree, the whole character
 
+    def com_velocity(self) -> np.ndarray:
+        """The centre of mass's horizontal velocity (x; x and y in 3-D)."""
+        self.mj.mj_subtreeVel(self.model, self.data)
+        return self.data.subtree_linvel[1][: 1 if self.char.planar else 2].copy()
+
+    def upright_term(self) -> float:
+        """1 while the centre of mass is below ``upright_com``, else torso z . up >= 0.9, linear."""
+        r = self.d["reward"]
+        if self.com_height() < r["upright_com"]:
+            return 1.0
+        return float(tolerance(self.upright(), r["upright"], np.inf, 1 + r["upright"], "linear", 0.0))
+
     def reward(self) -> float:
         """The official reward: upright x standing x still x feet close."""
         r = self.d["reward"]
-        self.mj.mj_subtreeVel(self.model, self.data)
-        vel = self.data.subtree_linvel[1][:1] if self.char.planar else self.data.subtree_linvel[1][:2]
+        vel = self.com_velocity()
         feet = self.data.xpos[self.feet[0]] - self.data.xpos[self.feet[1]]
         gap = abs(feet[0]) if self.char.planar else float(np.linalg.norm(feet[:2]))
         h = self.d["stand_height"]
         standing = tolerance(self.head_height(), h, np.inf, h / 4, "long_tail", r["stand_at_margin"])
-        upright = 1.0
-        if self.com_height() >= r["upright_com"]:
-            upright = tolerance(self.upright(), r["upright"], np.inf, 1 + r["upright"], "linear", 0.0)
+        upright = self.upright_term()
         still = tolerance(vel, -r["speed"], r["speed"], r["speed_margin"]).mean()
         close = tolerance(gap, 0.0, r["feet"], r["feet_margin"], "quadratic", 0.0)
         return float(upright * standing * still * close)

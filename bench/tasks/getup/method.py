@@ -5,8 +5,8 @@ once the buffer holds ``optim.start_steps`` transitions. The replay buffers live
 
 Phases (``methods.<name>.phases``): ``strong`` (stage 1 at full strength; a shared stage cached per
 seed, so ``staged`` reuses ``strong_only``'s policy and buffer), ``curriculum`` (stage 2),
-``track`` (stage 3, a second SAC agent on PD targets) and ``weak`` (the whole stage-1+2 budget
-at the curriculum's floor strength, from scratch).
+``track`` (stage 3, a second SAC agent on residual PD targets at full strength) and ``weak``
+(the whole stage-1+2 budget at the curriculum's floor strength, from scratch).
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ class GetUpMethod(BenchMethod):
         names = [*EVAL_METRICS, "strength", "success_weak", "random_success"]
         if "strong" in self.phases:
             names.append("stage1_success")
+        if "curriculum" in self.phases:
+            names += ["gates", "gates_passed", "stalled"]
         if "track" in self.phases:
-            names.append("track_refs")
+            names += ["track_refs", "track_refs_test"]
             for k in self.cfg["tracking"]["eval_kappas"]:
-                names += [f"track_err_k{label(k)}", f"track_success_k{label(k)}"]
+                names += [f"{p}_{m}_k{label(k)}" for p in ("track", "replay") for m in ("err", "success")]
         return names
 
     # --- building -------------------------------------------------------------------------
@@ -83,8 +85,10 @@ class GetUpMethod(BenchMethod):
         self.replay = Replay(self.env.obs_dim, self.env.act_dim, o["buffer"])
         if "track" in self.phases:
             self.pd_env = GetUpEnv(self.cfg["data"], "pd")
-            t_dim = Tracking(self.pd_env, [], self.cfg["tracking"], 1.0).obs_dim
-            self.track_agent = Agent(t_dim, self.env.act_dim, self.cfg["model"])
+            t_dim = self.tracking([]).obs_dim
+            with torch.random.fork_rng():  # stage 1 (a shared artifact) must not depend on this
+                torch.manual_seed(self.cfg["seed"] + 1)
+                self.track_agent = Agent(t_dim, self.env.act_dim, self.cfg["model"])
             self.track_replay = Replay(t_dim, self.env.act_dim, o["buffer"])
         self.rng = np.random.default_rng(self.cfg["seed"])
         self.gen = torch.Generator().manual_seed(self.cfg["seed"])
@@ -222,14 +226,15 @@ class GetUpMethod(BenchMethod):
         return self.cfg["data"]["stand_height"]
 
     def sac_update(self, agent: Agent, replay: Replay, opts) -> None:
-        """One SAC update: twin-Q critic to the soft target, actor, temperature, Polyak target."""
+        """One SAC update: twin-Q critic to the soft target (none past a terminal), actor,
+        temperature, Polyak target."""
         o = self.cfg["optim"]
-        obs, act, rew, nxt = replay.sample(o["batch_size"], self.gen)
+        obs, act, rew, nxt, terminal = replay.sample(o["batch_size"], self.gen)
         opt_actor, opt_critic, opt_alpha = opts
         alpha = agent.log_alpha.exp().detach()
         with torch.no_grad():
             a2, logp2 = agent.actor(nxt)
-            y = rew + o["gamma"] * (torch.min(*agent.target(nxt, a2)) - alpha * logp2)
+            y = rew + o["gamma"] * (1 - terminal) * (torch.min(*agent.target(nxt, a2)) - alpha * logp2)
         q1, q2 = agent.critic(obs, act)
         opt_critic.zero_grad()
         self.manual_backward(F.mse_loss(q1, y) + F.mse_loss(q2, y))
@@ -246,14 +251,18 @@ class GetUpMethod(BenchMethod):
         self.updates += 1
 
     # --- stage 3 ---------------------------------------------------------------------------
+    def tracking(self, refs: list) -> Tracking:
+        t, d = self.cfg["tracking"], self.cfg["data"]
+        return Tracking(self.pd_env, refs, t, d["pd"], t["stand_com"])
+
+    def references(self, pool: dict) -> list:
+        """The weak policy's get-ups at the reached strength from ``pool``'s states."""
+        e, n = self.cfg["eval"], self.cfg["tracking"]["references"]
+        return collect(self.env, self.policy(self.agent), pool, self.cur.strength, e["steps"], self.height, n)
+
     def start_tracking(self) -> None:
-        e, t = self.cfg["eval"], self.cfg["tracking"]
-        pool = self.trainer.datamodule.train_pool
-        refs = collect(
-            self.env, self.policy(self.agent), pool, self.cur.strength, e, self.height, t["references"]
-        )
-        self.track = Tracking(self.pd_env, refs, t, self.cur.strength)
-        self.info["track_refs"] = float(len(refs))
+        self.track = self.tracking(self.references(self.trainer.datamodule.train_pool))
+        self.info["track_refs"] = float(len(self.track.refs))
 
     def track_step(self) -> None:
         o = self.cfg["optim"]
@@ -263,8 +272,8 @@ class GetUpMethod(BenchMethod):
             a = self.env.random_action(self.rng)
         else:
             a = self.track_agent.act(self.obs)
-        nxt, r, self.done = self.track.step(a)
-        self.track_replay.add(self.obs, a, r, nxt)
+        nxt, r, terminal, self.done = self.track.step(a)
+        self.track_replay.add(self.obs, a, r, nxt, terminal)
         self.obs, self.t_track = nxt, self.t_track + 1
         if len(self.track_replay) >= o["start_steps"] and self.t_track % o["update_every"] == 0:
             self.sac_update(self.track_agent, self.track_replay, self.optimizers()[3:])
@@ -294,22 +303,28 @@ class GetUpMethod(BenchMethod):
         rng = np.random.default_rng(self.cfg["seed"] + 1)
         values["random_success"] = self.evaluate(1.0, lambda obs: self.env.random_action(rng))["success"]
         values.update(self.info)
-        if "track" in self.phases and self.track.refs:
-            t = self.cfg["tracking"]
-            values.update(
-                evaluate_tracking(
-                    self.track,
-                    self.policy(self.track_agent),
-                    t["eval_kappas"],
-                    self.height,
-                    self.cfg["eval"]["hold_s"],
-                )
-            )
+        if "curriculum" in self.phases:
+            h = self.cur.history
+            passed = sum(g > self.cur.threshold for _, g, _ in h)
+            values.update(gates=float(len(h)), gates_passed=float(passed), stalled=float(self.cur.stalled))
+        if "track" in self.phases:
+            values.update(self.test_tracking())
         for k, v in values.items():
             self.summary[k].update(v)
             self.log(f"test/{k}", self.summary[k])
         if self.cfg["render"]["enabled"]:
             render.save_rollout(self, strength)
+
+    def test_tracking(self) -> dict:
+        """Stage 3 on references from the held-out states: the tracking policy, and its control,
+        replaying the reference with no residual (``replay_*``)."""
+        track = self.tracking(self.references(self.trainer.datamodule.test_pool))
+        out = {"track_refs_test": float(len(track.refs))}
+        if track.refs:
+            kappas, zero = self.cfg["tracking"]["eval_kappas"], np.zeros(self.env.act_dim)
+            out |= evaluate_tracking(track, self.policy(self.track_agent), kappas, self.height)
+            out |= evaluate_tracking(track, lambda obs: zero, kappas, self.height, "replay")
+        return out
 
     def cost(self) -> dict:
         agents = [a for a in (self.agent, getattr(self, "track_agent", None)) if a is not None]

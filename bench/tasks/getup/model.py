@@ -67,9 +67,9 @@ class Agent(nn.Module):
 
 
 class Replay(nn.Module):
-    """A ring buffer of (obs, action, reward, next obs) as module buffers, so it is saved and
-    restored with the agent (stage 2 continues from stage 1's experience). Time-limit ends are
-    not terminal (SAC bootstraps through them), so no done flag is stored."""
+    """A ring buffer of (obs, action, reward, next obs, terminal) as module buffers, so it is saved
+    and restored with the agent (stage 2 continues from stage 1's experience). Time-limit ends are
+    not terminal (SAC bootstraps through them); stage 3's early terminations are."""
 
     def __init__(self, obs_dim: int, act_dim: int, size: int) -> None:
         super().__init__()
@@ -77,10 +77,11 @@ class Replay(nn.Module):
         self.register_buffer("act", torch.zeros(size, act_dim))
         self.register_buffer("rew", torch.zeros(size))
         self.register_buffer("nxt", torch.zeros(size, obs_dim))
+        self.register_buffer("terminal", torch.zeros(size))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
         self.size = size
 
-    def add(self, obs, act, rew: float, nxt) -> None:
+    def add(self, obs, act, rew: float, nxt, terminal: bool = False) -> None:
         i = int(self.count) % self.size
         self.obs[i], self.act[i], self.rew[i], self.nxt[i] = (
             torch.as_tensor(obs),
@@ -88,6 +89,7 @@ class Replay(nn.Module):
             rew,
             torch.as_tensor(nxt),
         )
+        self.terminal[i] = float(terminal)
         self.count += 1
 
     def __len__(self) -> int:
@@ -95,4 +97,4 @@ class Replay(nn.Module):
 
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         idx = torch.randint(len(self), (n,), generator=gen)
-        return self.obs[idx], self.act[idx], self.rew[idx], self.nxt[idx]
+        return self.obs[idx], self.act[idx], self.rew[idx], self.nxt[idx], self.terminal[idx]

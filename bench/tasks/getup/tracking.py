@@ -1,16 +1,26 @@
-"""Stage 3: slow motion. The weak policy's get-up motions are the references; a reference slowed
-by kappa in [kappa_min, kappa_max] is its cubic spline evaluated at kappa x time. A tracking
-policy (PD targets, observing kappa and the next reference frame) is trained by SAC on an
-imitation reward, starting episodes at a random phase of the reference with probability epsilon
-(epsilon-RSI) and otherwise at the reference's fallen start."""
+"""Stage 3: slow motion, as the official ``HumanoidStandupVelocityEnv``.
+
+References are the weak policy's get-ups at the reached strength, each from a fallen start until
+one step after the head first reaches the stand height. A reference slowed by kappa in
+[kappa_min, kappa_max] is its cubic spline at kappa x time (velocities x kappa). The tracking
+policy runs at full strength and outputs a residual (rad) on PD targets: the reference's joint
+angles while it plays (kd ``pd.kd``), then the standing pose for ``stand_steps`` more steps (kd
+``pd.kd_stand``). It observes the target pose (joint angles, centre-of-mass height, torso
+orientation) now and 5 steps ahead. Reward while tracking: leg speed x centre-of-mass height x
+torso orientation tolerances; after it: upright x still x exp(-10 com error^2) x
+exp(-pose error / 4). An episode ends early (terminal) when the centre of mass leaves the
+reference's height by more than ``com_tol``, or drops below ``upright_com`` after the reference.
+epsilon-RSI: a training episode starts at a random phase with probability ``rsi_eps``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from bench.tasks.getup.env import GetUpEnv
-from bench.tasks.getup.evaluate import rollout, stood
+from bench.tasks.getup.env import GetUpEnv, tolerance
+
+LOOKAHEAD = 5  # the official second target pose, 5 steps ahead
 
 
 def label(kappa: float) -> str:
@@ -19,108 +29,134 @@ def label(kappa: float) -> str:
 
 
 class Reference:
-    """One motion (poses every ``dt``) as a cubic spline in time."""
+    """One recorded motion (``qpos``, ``qvel``, ``com``, ``ori`` every ``dt``) as cubic splines."""
 
-    def __init__(self, qpos: np.ndarray, dt: float) -> None:
-        self.duration = (len(qpos) - 1) * dt
-        self.spline = CubicSpline(np.arange(len(qpos)) * dt, qpos, axis=0)
-        self.velocity = self.spline.derivative()
+    def __init__(self, frames: dict[str, np.ndarray], dt: float) -> None:
+        t = np.arange(len(frames["qpos"])) * dt
+        self.duration = t[-1]
+        self.splines = {k: CubicSpline(t, v, axis=0) for k, v in frames.items()}
 
-    def warped(self, kappa: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """(qpos, qvel) every ``dt`` of the motion played at ``kappa`` x its speed."""
-        s = np.arange(int(np.floor(self.duration / (kappa * dt))) + 1) * kappa * dt
-        return self.spline(s), kappa * self.velocity(s)
+    def warped(self, kappa: float, dt: float) -> dict[str, np.ndarray]:
+        """The motion played at ``kappa`` x its speed, every ``dt``."""
+        s = np.arange(int(np.floor(self.duration / (kappa * dt) + 1e-9)) + 1) * kappa * dt
+        out = {k: f(s) for k, f in self.splines.items()}
+        out["qvel"] = kappa * out["qvel"]
+        return out
 
 
-def collect(env: GetUpEnv, policy, pool: dict, strength: float, e: dict, height: float, n: int) -> list:
-    """Up to ``n`` references: the weak policy's successful get-ups from the pool's first states,
-    each cut ``hold_s`` after it stands."""
-    hold = max(1, int(round(e["hold_s"] / env.dt)))
+def record(env: GetUpEnv, policy, qpos, qvel, strength: float, steps: int, height: float) -> dict | None:
+    """The policy's get-up from one fallen state, cut one step after the head first reaches
+    ``height``; None when it does not within ``steps``."""
+    obs = env.reset(qpos, qvel, strength)
+    frames: dict[str, list] = {"qpos": [], "qvel": [], "com": [], "ori": []}
+    end = None
+    for i in range(steps):
+        now = (env.data.qpos, env.data.qvel, [env.com_height()], env.orientation())
+        for k, v in zip(frames, now, strict=True):
+            frames[k].append(np.array(v, dtype=np.float64))
+        if i == end:
+            return {k: np.stack(v) for k, v in frames.items()}
+        if end is None and env.head_height() >= height:
+            end = i + 1
+        obs, _ = env.step(policy(obs))
+    return None
+
+
+def collect(env: GetUpEnv, policy, pool: dict, strength: float, steps: int, height: float, n: int) -> list:
+    """Up to ``n`` references from the pool's states, in order."""
     refs = []
     for q, v in zip(pool["qpos"], pool["qvel"], strict=True):
-        ep = rollout(env, policy, q, v, strength, e["steps"])
-        t = stood(ep["head"], height, hold)
-        if t is not None:
-            refs.append(Reference(ep["qpos"][: t + hold + 1], env.dt))
+        frames = record(env, policy, q, v, strength, steps, height)
+        if frames is not None:
+            refs.append(Reference(frames, env.dt))
         if len(refs) == n:
             break
     return refs
 
 
 class Tracking:
-    """The tracking task on a PD-mode env: ``reset(rng)`` / ``start(ref, kappa, phase)`` then
-    ``step(action) -> (obs, reward, done)``."""
+    """The slow-motion task on a PD-mode env at full strength: ``reset(rng)`` or
+    ``start(ref, kappa, phase)``, then ``step(action) -> (obs, reward, terminal, end)``."""
 
-    def __init__(self, env: GetUpEnv, refs: list[Reference], t: dict, strength: float) -> None:
-        self.env, self.refs, self.t, self.strength = env, refs, t, strength
+    def __init__(self, env: GetUpEnv, refs: list[Reference], t: dict, pd: dict, stand_com: float) -> None:
+        self.env, self.refs, self.t, self.pd, self.stand_com = env, refs, t, pd, stand_com
         self.joints = env.act_q
-        self.obs_dim = env.obs_dim + 2 + len(self.joints) + 2  # + kappa, phase, joint and root error
+        self.standing = env.model.qpos0[self.joints].copy()  # the model's standing pose
+        self.obs_dim = env.obs_dim + 2 * (len(self.joints) + 4)
 
     def start(self, ref: Reference, kappa: float, phase: int) -> np.ndarray:
-        self.kappa = kappa
-        self.qref, vref = ref.warped(kappa, self.env.dt)
-        self.k = phase
-        self.env.reset(self.qref[phase], vref[phase], self.strength)
+        self.ref, self.kappa, self.k = ref.warped(kappa, self.env.dt), kappa, phase
+        self.length = len(self.ref["qpos"])
+        self.env.reset(self.ref["qpos"][phase], self.ref["qvel"][phase], 1.0)
+        self.env.set_kd(self.pd["kd"])
         return self.observe()
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         ref = self.refs[rng.integers(len(self.refs))]
         kappa = rng.uniform(self.t["kappa_min"], self.t["kappa_max"])
-        n = int(np.floor(ref.duration / (kappa * self.env.dt))) + 1
-        phase = int(rng.integers(n - 1)) if rng.random() < self.t["rsi_eps"] else 0
-        return self.start(ref, kappa, phase)
+        n = len(ref.warped(kappa, self.env.dt)["qpos"])
+        return self.start(ref, kappa, int(rng.integers(n)) if rng.random() < self.t["rsi_eps"] else 0)
 
-    def target(self) -> np.ndarray:
-        return self.qref[min(self.k + 1, len(self.qref) - 1)]
+    @property
+    def tracking(self) -> bool:
+        return self.k < self.length
 
-    def root_error(self, q: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        """Height and heading/pitch error of the root (planar: z and pitch; 3-D: z and quat)."""
-        if self.env.char.planar:
-            return np.array([q[1] - ref[1], np.angle(np.exp(1j * (q[2] - ref[2])))])
-        return np.array([q[2] - ref[2], 1 - abs(float(q[3:7] @ ref[3:7]))])
+    def target(self, i: int) -> np.ndarray:
+        """The target pose at step ``i``: joint angles, centre-of-mass height, torso orientation."""
+        if i >= self.length:
+            return np.concatenate([self.standing, [self.stand_com], [0.0, 0.0, 1.0]])
+        r = self.ref
+        return np.concatenate([r["qpos"][i][self.joints], r["com"][i], r["ori"][i]])
 
     def observe(self) -> np.ndarray:
-        q, ref = self.env.data.qpos, self.target()
-        extra = [
-            [self.kappa, self.k / len(self.qref)],
-            ref[self.joints] - q[self.joints],
-            self.root_error(q, ref),
-        ]
-        return np.concatenate([self.env.observe(), *map(np.ravel, extra)]).astype(np.float32)
+        targets = [self.target(self.k), self.target(self.k + LOOKAHEAD)]
+        return np.concatenate([self.env.observe(), *targets]).astype(np.float32)
 
-    def errors(self) -> tuple[float, float]:
-        """(RMS joint-angle error in rad, root error norm) against the current reference frame."""
-        q, ref = self.env.data.qpos, self.qref[min(self.k, len(self.qref) - 1)]
-        return float(np.sqrt(np.mean((q[self.joints] - ref[self.joints]) ** 2))), float(
-            np.linalg.norm(self.root_error(q, ref))
-        )
+    def reward(self, k: int) -> float:
+        env, t = self.env, self.t
+        q, qv, com = env.data.qpos, env.data.qvel, env.com_height()
+        if k < self.length:
+            legs = qv[env.hips] - self.ref["qvel"][k][env.hips]
+            speed = (2 + tolerance(legs, -0.5, 0.5, 1.3).mean()) / 3
+            height = tolerance(self.ref["com"][k][0] - com, 0.0, 0.0, t["com_tol"])
+            ori = tolerance(self.ref["ori"][k] - env.orientation(), -0.02, 0.02, 0.6, at_margin=0.3).prod()
+            return float(speed * height * ori)
+        pose = ((self.standing - q[self.joints]) ** 2).sum() / 4
+        still = tolerance(env.com_velocity(), 0.0, 0.0, 1.2).mean()
+        return float(env.upright_term() * still * np.exp(-10 * (self.stand_com - com) ** 2) * np.exp(-pose))
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        self.env.step(action)
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
+        k, residual = self.k, np.clip(action, -1.0, 1.0) * self.t["residual"]
+        if k == self.length:
+            self.env.set_kd(self.pd["kd_stand"])
+        base = self.ref["qpos"][k][self.joints] if k < self.length else self.standing
+        self.env.step(base + residual)
+        r, com = self.reward(k), self.env.com_height()
+        if k < self.length:
+            terminal = abs(com - self.ref["com"][k][0]) > self.t["com_tol"]
+        else:
+            terminal = com < self.env.d["reward"]["upright_com"]
         self.k += 1
-        joint, root = self.errors()
-        r = float(np.exp(-self.t["joint_w"] * joint**2) * np.exp(-self.t["root_w"] * root**2))
-        done = self.k >= len(self.qref) - 1
-        return self.observe(), r, done
+        end = terminal or self.k >= self.length + self.t["stand_steps"]
+        return self.observe(), r, terminal, end
 
 
-def evaluate_tracking(track: Tracking, policy, kappas: list[float], height: float, hold_s: float) -> dict:
-    """Per kappa: mean RMS joint error along the motion, and success (stands at the end and holds,
-    with the policy run ``hold_s`` past the reference's end), from each reference's fallen start."""
-    out, hold = {}, max(1, int(round(hold_s / track.env.dt)))
+def evaluate_tracking(track: Tracking, policy, kappas: list, height: float, prefix: str = "track") -> dict:
+    """Per kappa, from each reference's fallen start: mean RMS joint error along the reference
+    (rad), and success: the whole episode without early termination (tracked, then stayed up for
+    ``stand_steps``) with the head at the stand height at its end."""
+    out = {}
     for kappa in kappas:
         errs, ok = [], []
         for ref in track.refs:
-            obs, done, heads = track.start(ref, kappa, 0), False, []
-            while not done:
-                obs, _, done = track.step(policy(obs))
-                errs.append(track.errors()[0])
-                heads.append(track.env.head_height())
-            for _ in range(hold):  # keep the final target and check the character stays up
-                track.k = len(track.qref) - 1
-                obs, _, _ = track.step(policy(obs))
-                heads.append(track.env.head_height())
-            ok.append(bool(np.all(np.array(heads[-hold:]) >= height)))
-        out[f"track_err_k{label(kappa)}"] = float(np.mean(errs))
-        out[f"track_success_k{label(kappa)}"] = float(np.mean(ok))
+            obs, end, terminal = track.start(ref, kappa, 0), False, False
+            while not end:
+                k = track.k
+                obs, _, terminal, end = track.step(policy(obs))
+                if k < track.length:
+                    err = track.env.data.qpos[track.joints] - track.ref["qpos"][k][track.joints]
+                    errs.append(float(np.sqrt(np.mean(err**2))))
+            ok.append(not terminal and track.env.head_height() >= height)
+        out[f"{prefix}_err_k{label(kappa)}"] = float(np.mean(errs))
+        out[f"{prefix}_success_k{label(kappa)}"] = float(np.mean(ok))
     return out
