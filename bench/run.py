@@ -36,6 +36,7 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
     several ranks only rank 0 writes.
     """
     task, cfg, digest, path = locate(task_name, args)
+    env_threads()
     if path.exists() and not force:
         try:
             old = records.read(path)
@@ -70,6 +71,14 @@ def execute(task_name: str, args: list[str], force: bool = False) -> tuple[dict,
         raise BenchError(f"cannot write the record {path}: {e.strerror or e}") from None
     tracking.finish(record, path)
     return record, path
+
+
+def env_threads() -> int:
+    """``BENCH_THREADS``: torch threads per run (unset or empty: 0, torch's default)."""
+    raw = os.environ.get("BENCH_THREADS", "").strip()
+    if raw and not raw.isdigit():
+        raise BenchError(f"BENCH_THREADS={raw!r}: give a whole number of threads, or leave it unset")
+    return int(raw or 0)
 
 
 def record_failure(task_name: str, args: list[str], error: str) -> Path:
@@ -114,7 +123,7 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
 
     # Lightning's banners (accelerator, tips) would bury the one line a run prints.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    if threads := int(os.environ.get("BENCH_THREADS", 0)):
+    if threads := env_threads():
         torch.set_num_threads(threads)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     artifacts.USED.clear()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench import config
 from bench.errors import BenchError
-from bench.run import locate, record_failure
+from bench.run import env_threads, locate, record_failure
 
 
 def _cfg(task: str, args: list[str]) -> dict:
@@ -132,7 +132,7 @@ def slots(gpus: list[str], gpus_per_run: int = 1, runs_per_gpu: int = 1, jobs: i
     else:
         envs = [{"CUDA_VISIBLE_DEVICES": ""} for _ in range(jobs)]
     # a BENCH_THREADS already set (a node shared with other jobs) caps every worker's threads
-    threads = int(os.environ.get("BENCH_THREADS") or 0) or max(1, (os.cpu_count() or 1) // len(envs))
+    threads = env_threads() or max(1, (os.cpu_count() or 1) // len(envs))
     return [{**e, "BENCH_THREADS": str(threads)} for e in envs]
 
 

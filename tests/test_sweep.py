@@ -84,6 +84,11 @@ def test_a_preset_thread_count_caps_the_workers(monkeypatch: pytest.MonkeyPatch)
     assert [e["BENCH_THREADS"] for e in slots([], jobs=1)] == ["1"]
     monkeypatch.delenv("BENCH_THREADS")
     assert slots([], jobs=1)[0]["BENCH_THREADS"] == str(os.cpu_count() or 1)
+    monkeypatch.setenv("BENCH_THREADS", "")  # empty counts as unset
+    assert slots([], jobs=1)[0]["BENCH_THREADS"] == str(os.cpu_count() or 1)
+    monkeypatch.setenv("BENCH_THREADS", "two")
+    with pytest.raises(BenchError, match="BENCH_THREADS='two'"):
+        slots([], jobs=1)
 
 
 class FakeRun:
