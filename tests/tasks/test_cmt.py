@@ -18,7 +18,8 @@ from bench.tasks.cmt.devkit import devkit_metrics
 from bench.tasks.cmt.losses import DetectionLoss, denormalize_bbox, normalize_bbox
 from bench.tasks.cmt.method import drop
 from bench.tasks.cmt.metric import SHORT, NuScenesDetection, arrays, evaluate
-from bench.tasks.cmt.scenes import cameras, scene
+from bench.tasks.cmt.scenes import CLASSES as SCENE_CLASSES
+from bench.tasks.cmt.scenes import cameras, parts, scene
 
 EVAL = {
     "dist_ths": [0.5, 1.0, 2.0, 4.0],
@@ -152,16 +153,27 @@ def test_scenes_are_deterministic_and_consistent_across_sensors() -> None:
     a, b = scene(cfg, 3), scene(cfg, 3)
     assert np.array_equal(a.points, b.points) and np.array_equal(a.images, b.images)
     assert len(a.boxes) >= cfg["objects"][0] - 1
-    # LiDAR returns of the current sweep near a box centre lie on that box's surface
-    box = a.boxes[np.argmin(np.linalg.norm(a.boxes[:, :2], axis=1))]
+    # LiDAR returns of the current sweep inside the nearest box lie on the surface of its parts
+    # (a vehicle: body and cabin), not inside them
+    near = int(np.argmin(np.linalg.norm(a.boxes[:, :2], axis=1)))
+    box = a.boxes[near]
     pts = a.points[a.points[:, 3] == 0, :3]
-    c, s = np.cos(box[6]), np.sin(box[6])
-    local = (pts - box[:3]) @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    half = np.array([box[4], box[3], box[5]]) / 2
-    inside = (np.abs(local) <= half + 0.1).all(1)
+
+    def local(b):
+        c, s = np.cos(b[6]), np.sin(b[6])
+        return (pts - b[:3]) @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]), np.array([b[4], b[3], b[5]]) / 2
+
+    pos, half = local(box)
+    inside = (np.abs(pos) <= half + 0.1).all(1)
     assert inside.sum() > 0
-    on_face = np.abs(np.abs(local[inside]) - half).min(1) < 0.1  # on a face, not inside
-    assert on_face.mean() >= 0.9  # (uniform clutter points may fall inside)
+    names = [list(SCENE_CLASSES)[k] for k in a.labels]
+    solid, owner = parts(names, a.boxes)
+    gap = np.full(len(pts), np.inf)  # distance to the nearest face of a part, for points within a part
+    for b in solid[owner == near]:
+        p, h = local(b)
+        within = (np.abs(p) <= h + 0.1).all(1)
+        gap[within] = np.minimum(gap[within], np.abs(np.abs(p[within]) - h).min(1))
+    assert (gap[inside] < 0.1).mean() >= 0.9  # (uniform clutter points may fall inside)
     # a box centre projects onto a pixel of that box's colour in some camera (if not occluded)
     l2i = cameras(cfg)
     hits = 0
@@ -340,6 +352,17 @@ def test_nuscenes_format_is_read_as_written(tmp_path: Path) -> None:
     x_cam, y_cam, z_cam = -2.0, 1.5 - 0.8, 10.0 - 1.7
     assert uvz[0] / uvz[2] == pytest.approx((80 * x_cam / z_cam + 80) * 64 / 160, abs=1e-3)
     assert uvz[1] / uvz[2] == pytest.approx((80 * y_cam / z_cam + 45) * 24 / 90, abs=1e-3)
+
+
+def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run, capsys) -> None:
+    warm = ("preset=smoke", "optim.warm_start=true")
+    code, _ = bench_run("cmt", *warm, "method=cmt", "seed=5")
+    assert code == 2 and "run cmt_lidar and cmt_camera first" in capsys.readouterr().err
+    for method in ("cmt_lidar", "cmt_camera"):
+        code, record = bench_run("cmt", *warm, f"method={method}", "seed=5")
+        assert code == 0 and f"cmt/{method[4:]}_model" in record["artifacts"]
+    code, record = bench_run("cmt", *warm, "method=cmt", "seed=5")
+    assert code == 0 and {"cmt/lidar_model", "cmt/camera_model"} <= set(record["artifacts"])
 
 
 def test_nuscenes_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:

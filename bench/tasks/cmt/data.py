@@ -37,7 +37,8 @@ def synthetic(d: dict, split: str) -> list[dict]:
     gen = {
         k: v
         for k, v in d.items()
-        if k not in ("source", "root", "batch_size", "version", "cameras", "workers")
+        # keys the generator reads (not the loader's or the BEV grid's)
+        if k not in ("source", "root", "batch_size", "version", "cameras", "workers", "grid", "z_range")
     }
 
     def build(folder: Path) -> None:
@@ -45,7 +46,8 @@ def synthetic(d: dict, split: str) -> list[dict]:
         scenes = [pack(scene(gen, offset + i), list(CLASSES)) for i in range(count)]
         torch.save(scenes, folder / "scenes.pt")
 
-    folder = cached("cmt", f"scenes_{split}", {**gen, "split": split, "count": count}, build)
+    # version 2: two-part vehicles, random car/pedestrian colours, point dropout
+    folder = cached("cmt", f"scenes_{split}", {**gen, "split": split, "count": count}, build, version=2)
     return torch.load(folder / "scenes.pt", weights_only=True)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.artifacts import cached
+from bench.errors import BenchError
 from bench.method import BenchMethod
 from bench.tasks.cmt.losses import DetectionLoss, decode
 from bench.tasks.cmt.metric import NuScenesDetection, attr_index, predicted_attribute
@@ -36,10 +38,21 @@ def drop(batch: dict, lidar: torch.Tensor, camera: torch.Tensor) -> dict:
     return {**batch, "points": points, "images": images}
 
 
+# the parts of a fusion model taken from each single-modality model (warm start): the LiDAR-only
+# model also gives the decoder, heads, anchors and the BEV PE shared with the queries
+FROM_CAMERA = ("img_backbone.", "rv_embedding.")
+
+
+class Stage1MissingError(BenchError):
+    """A warm-started fusion run found no trained single-modality model of its seed."""
+
+
 class CMTMethod(BenchMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
-    p = mask_prob)."""
+    p = mask_prob). With ``optim.warm_start`` a fusion model starts from the same seed's trained
+    LiDAR-only and camera-only models (the analogue of the paper's pretrained backbones), which
+    those runs leave as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``)."""
 
     def __init__(self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False) -> None:
         super().__init__(cfg)
@@ -51,6 +64,44 @@ class CMTMethod(BenchMethod):
         self.loss = DetectionLoss(cfg["loss"], self.geo["pc_range"], len(self.classes))
         self.metrics = nn.ModuleDict(
             {m or "full": NuScenesDetection(self.classes, cfg["eval"]) for m in MODES}
+        )
+
+    # --- single-modality models as shared stages (warm start) ---------------------------------
+    def single_config(self, modality: str) -> dict:
+        keys = ("data", "model", "loss", "optim", "trainer", "seed")
+        return {k: self.cfg[k] for k in keys} | {"modality": modality}
+
+    def on_fit_start(self) -> None:
+        if not (self.lidar and self.camera and self.cfg["optim"]["warm_start"]):
+            return
+        states = {}
+        for modality in ("lidar", "camera"):
+
+            def missing(folder, modality=modality) -> None:
+                raise Stage1MissingError(
+                    f"warm start: no trained cmt_{modality} model for seed {self.cfg['seed']} at this "
+                    f"config; run cmt_lidar and cmt_camera first (bench sweep cmt --methods "
+                    "cmt_lidar,cmt_camera,cmt,cmt_nomask)"
+                )
+
+            folder = cached("cmt", f"{modality}_model", self.single_config(modality), missing)
+            states[modality] = torch.load(folder / "model.pt", weights_only=True)
+        own = self.model.state_dict()
+        for k in own:
+            src = states["camera" if k.startswith(FROM_CAMERA) else "lidar"]
+            own[k] = src[k]
+        self.model.load_state_dict(own)
+
+    def on_fit_end(self) -> None:
+        if self.lidar == self.camera:
+            return
+        modality = "lidar" if self.lidar else "camera"
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        cached(
+            "cmt",
+            f"{modality}_model",
+            self.single_config(modality),
+            lambda f: torch.save(state, f / "model.pt"),
         )
 
     def configure_optimizers(self):

@@ -15,11 +15,16 @@ import torch
 from torch import nn
 
 
-def pos2embed(pos: torch.Tensor, feats: int, temperature: float = 10000.0) -> torch.Tensor:
-    """Sine/cosine encoding of normalised (x, y) in [0, 1]: (..., 2) -> (..., 2 * feats)."""
-    pos = pos * 2 * math.pi
+def pos2embed(
+    pos: torch.Tensor, feats: int, scale: float = 1.0, temperature: float | None = None
+) -> torch.Tensor:
+    """Sine/cosine encoding of normalised (x, y) in [0, 1]: (..., 2) -> (..., 2 * feats). By default
+    the official ``pos2embed``: wavelengths between 1 and 2 range widths (its ``temperature`` is
+    unused there). With ``temperature``, DETR's geometric wavelengths from 1 / ``scale`` range
+    widths up (a sharper encoding for a short budget; ``model.bev_pe``)."""
+    pos = pos * 2 * math.pi * scale
     dim_t = torch.arange(feats, dtype=torch.float32, device=pos.device)
-    dim_t = temperature ** (2 * (dim_t // 2) / feats)
+    dim_t = 2 * (dim_t // 2) / feats + 1 if temperature is None else temperature ** (2 * (dim_t // 2) / feats)
     px, py = pos[..., 0, None] / dim_t, pos[..., 1, None] / dim_t
     px = torch.stack((px[..., 0::2].sin(), px[..., 1::2].cos()), -1).flatten(-2)
     py = torch.stack((py[..., 0::2].sin(), py[..., 1::2].cos()), -1).flatten(-2)
@@ -114,6 +119,7 @@ class CMT(nn.Module):
         self.pc_range, self.depth_num = geo["pc_range"], m["depth_num"]
         self.image_size = geo["image_size"]
         self.bev_embedding = mlp(2 * d, d, d)  # shared by BEV tokens and queries, as CmtHead
+        self.bev_pe = dict(m["bev_pe"])  # pos2embed's scale and temperature
         if use_lidar:
             self.voxelizer = Voxelizer(geo["pc_range"], geo["grid"], geo["sweeps"], geo["sweep_lag"])
             c = m["bev_channels"]
@@ -197,7 +203,11 @@ class CMT(nn.Module):
         if self.use_lidar:
             bev = self.bev_backbone(self.voxelizer(points, batch))  # (B, d, g, g)
             tokens.append(bev.flatten(2).transpose(1, 2))
-            keys.append(self.bev_embedding(pos2embed(self.coords_bev, bev.shape[1])).expand(batch, -1, -1))
+            keys.append(
+                self.bev_embedding(pos2embed(self.coords_bev, bev.shape[1], **self.bev_pe)).expand(
+                    batch, -1, -1
+                )
+            )
         if self.use_camera:
             b, n = images.shape[:2]
             feat = self.img_backbone(images.flatten(0, 1))  # (B*N, d, h, w)
@@ -208,7 +218,7 @@ class CMT(nn.Module):
             else:
                 keys.append(self.rv_pe(h, w, lidar2img).flatten(1, 2))
         memory, key_pos = torch.cat(tokens, 1), torch.cat(keys, 1)
-        query_pos = self.bev_embedding(pos2embed(ref[..., :2], memory.shape[-1]))
+        query_pos = self.bev_embedding(pos2embed(ref[..., :2], memory.shape[-1], **self.bev_pe))
         if self.use_camera:
             query_pos = query_pos + self.rv_query_embed(ref, lidar2img)
         tgt = torch.zeros_like(query_pos)

@@ -3,9 +3,12 @@ spinning LiDAR (two sweeps, points only on the faces a beam reaches first, plus 
 cameras rendering the same world with occlusion, calibrated like nuScenes (lidar2img = K @ lidar2cam).
 
 Each modality carries something the other lacks, as on nuScenes: bicycles and motorcycles share one
-size and differ only in colour (the camera tells them apart, LiDAR cannot); unlabelled clutter
-(bushes, poles) has object-like shapes but its own colours; the camera has no depth, and LiDAR is
-sparse at range. Frames: x forward, y left, z up, the LiDAR at the origin, the ground at -lidar_height.
+shape and differ only in colour (the camera tells them apart, LiDAR cannot); cars and pedestrians
+have random colours (the camera must tell them by shape, not colour); unlabelled clutter (bushes,
+poles) has object-like shapes but its own colour; the camera has no depth, LiDAR is sparse at range.
+Vehicles are two boxes (a low body and a taller cabin or rider set back from the front), so their
+heading is visible to both sensors, not only up to a half turn. Frames: x forward, y left, z up, the
+LiDAR at the origin, the ground at -lidar_height.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# class: (w, l, h) in metres, RGB colour, max speed (m/s), P(parked)
+# class: (w, l, h) in metres, RGB colour (None: random per object), max speed (m/s), P(parked)
 CLASSES = {
-    "car": ((1.9, 4.5, 1.6), (0.75, 0.15, 0.15), 8.0, 0.4),
-    "pedestrian": ((0.7, 0.7, 1.8), (0.95, 0.75, 0.25), 1.5, 0.4),
+    "car": ((1.9, 4.5, 1.6), None, 8.0, 0.4),
+    "pedestrian": ((0.7, 0.7, 1.8), None, 1.5, 0.4),
     "bicycle": ((0.7, 1.9, 1.3), (0.15, 0.7, 0.2), 5.0, 0.4),
     "motorcycle": ((0.7, 1.9, 1.3), (0.2, 0.3, 0.9), 6.0, 0.4),
+}
+# class: parts as fractions of the box (offset along the length from the centre, length, height);
+# each part spans the full width and stands on the ground. A car: body over the whole length at
+# 55% of the height, cabin set back; a (motor)cycle: frame at 60%, rider behind the middle.
+PARTS = {
+    "car": ((0.0, 1.0, 0.55), (-0.15, 0.5, 1.0)),
+    "pedestrian": ((0.0, 1.0, 1.0),),
+    "bicycle": ((0.0, 1.0, 0.6), (-0.2, 0.3, 1.0)),
+    "motorcycle": ((0.0, 1.0, 0.6), (-0.2, 0.3, 1.0)),
 }
 CLUTTER = (((0.4, 1.4), (0.4, 1.4), (0.8, 2.0)), (0.35, 0.45, 0.3))  # size ranges (w, l, h), colour
 SKY, GROUND = np.array([0.6, 0.75, 0.9]), np.array([0.4, 0.4, 0.4])
@@ -106,11 +118,25 @@ def raycast(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, ground: fl
     return t_best, hit, axis
 
 
-def lidar_sweep(cfg: dict, boxes: np.ndarray, clutter: np.ndarray, rng: np.random.Generator, lag: float):
+def parts(names: list[str], boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The solid parts (m, 7: centre, w, l, h, yaw) of labelled boxes (n, >= 7) of classes ``names``,
+    and the index of each part's box."""
+    out, owner = [], []
+    for i, (name, b) in enumerate(zip(names, boxes, strict=True)):
+        x, y, z, w, ln, h, yaw = b[:7]
+        bottom = z - h / 2
+        for off, fl, fh in PARTS[name]:
+            cx, cy = x + off * ln * np.cos(yaw), y + off * ln * np.sin(yaw)
+            out.append([cx, cy, bottom + fh * h / 2, w, fl * ln, fh * h, yaw])
+            owner.append(i)
+    return np.array(out, dtype=np.float64).reshape(-1, 7), np.array(owner, dtype=int)
+
+
+def lidar_sweep(cfg: dict, boxes: np.ndarray, names: list[str], clutter: np.ndarray, rng, lag: float):
     """Points of one sweep, objects moved back by ``lag`` seconds along their velocity."""
     moved = boxes.copy()
     moved[:, :2] -= lag * boxes[:, 7:9]
-    world = np.concatenate([moved[:, :7], clutter]) if len(clutter) else moved[:, :7]
+    world = np.concatenate([parts(names, moved)[0], clutter])
     az = np.linspace(-np.pi, np.pi, cfg["lidar_azimuths"], endpoint=False) + rng.uniform(0, 0.01)
     el = np.radians(np.linspace(*cfg["lidar_elevation"], cfg["lidar_beams"]))
     a, e = np.meshgrid(az, el)
@@ -119,6 +145,7 @@ def lidar_sweep(cfg: dict, boxes: np.ndarray, clutter: np.ndarray, rng: np.rando
     keep = (hit > -2) & (t < cfg["lidar_range"])
     # beams returning from far away are lost more often (sparse at range)
     keep &= rng.random(len(t)) > cfg["lidar_dropout"] * np.clip(t / cfg["lidar_range"], 0, 1)
+    keep &= rng.random(len(t)) < cfg["lidar_keep"]  # point dropout: a random share of the returns
     t = t[keep] + rng.normal(0, cfg["lidar_noise"], keep.sum())
     pts = dirs[keep] * t[:, None]
     return np.concatenate([pts, np.full((len(pts), 1), lag)], 1)
@@ -170,7 +197,7 @@ def scene(cfg: dict, index: int) -> Scene:
     rng = np.random.default_rng([cfg["seed"], index])
     names = list(CLASSES)
     ground = -cfg["lidar_height"]
-    boxes, labels, attrs, colours, placed = [], [], [], [], []
+    boxes, labels, attrs, colours, placed, names_in = [], [], [], [], [], []
     for _ in range(rng.integers(cfg["objects"][0], cfg["objects"][1] + 1)):
         k = rng.choice(len(names), p=cfg["class_probs"])
         size, colour, vmax, p_parked = CLASSES[names[k]]
@@ -184,7 +211,9 @@ def scene(cfg: dict, index: int) -> Scene:
         boxes.append([*p, ground + h / 2, w, ln, h, yaw, speed * np.cos(yaw), speed * np.sin(yaw)])
         labels.append(k)
         attrs.append(attribute(names[k], speed, parked))
-        colours.append(np.clip(np.array(colour) + rng.normal(0, cfg["colour_jitter"], 3), 0, 1))
+        base = rng.uniform(0.1, 0.9, 3) if colour is None else np.array(colour)
+        colours.append(np.clip(base + rng.normal(0, cfg["colour_jitter"], 3), 0, 1))
+        names_in.append(names[k])
     clutter, clutter_colours = [], []
     (wr, lr, hr), colour = CLUTTER
     for _ in range(rng.integers(cfg["clutter"][0], cfg["clutter"][1] + 1)):
@@ -196,12 +225,15 @@ def scene(cfg: dict, index: int) -> Scene:
         clutter_colours.append(np.clip(np.array(colour) + rng.normal(0, cfg["colour_jitter"], 3), 0, 1))
     boxes = np.array(boxes, dtype=np.float64).reshape(-1, 9)
     clutter = np.array(clutter, dtype=np.float64).reshape(-1, 7)
-    sweeps = [lidar_sweep(cfg, boxes, clutter, rng, i * cfg["sweep_lag"]) for i in range(cfg["sweeps"])]
+    sweeps = [
+        lidar_sweep(cfg, boxes, names_in, clutter, rng, i * cfg["sweep_lag"]) for i in range(cfg["sweeps"])
+    ]
     noise = rng.uniform(-1, 1, (cfg["noise_points"], 4)) * [cfg["range"], cfg["range"], 1.0, 0.0]
     noise[:, 2] += ground + 1.0
     points = np.concatenate([*sweeps, noise]).astype(np.float32)
     l2i = cameras(cfg)
-    world = np.concatenate([boxes[:, :7], clutter])
-    cols = np.array(colours + clutter_colours).reshape(-1, 3)
+    solid, owner = parts(names_in, boxes)
+    world = np.concatenate([solid, clutter])
+    cols = np.concatenate([np.array(colours).reshape(-1, 3)[owner], np.array(clutter_colours).reshape(-1, 3)])
     images = render(cfg, l2i, world, cols, rng)
     return Scene(boxes.astype(np.float32), np.array(labels, dtype=np.int64), attrs, points, images, l2i)
