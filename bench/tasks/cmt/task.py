@@ -38,7 +38,7 @@ TASK = Task(
             {"lidar": True, "camera": True, "masked": False},
         ),
     ),
-    headline=("test/map", "test/nds_no_lidar", "test/nds_no_camera", "test/ate"),
+    headline=("test/map", "test/nds_no_lidar", "test/nds_no_camera"),
     reported={
         "cmt": {"val_nds": 0.708, "val_nds_no_lidar": 0.447, "val_nds_no_camera": 0.681},
         "cmt_camera": {"val_nds": 0.460},
