@@ -46,8 +46,8 @@ def synthetic(d: dict, split: str) -> list[dict]:
         scenes = [pack(scene(gen, offset + i), list(CLASSES)) for i in range(count)]
         torch.save(scenes, folder / "scenes.pt")
 
-    # version 2: two-part vehicles, random car/pedestrian colours, point dropout
-    folder = cached("cmt", f"scenes_{split}", {**gen, "split": split, "count": count}, build, version=2)
+    # version 3: overlapping car/pedestrian colours (2: random ones; two-part vehicles, point dropout)
+    folder = cached("cmt", f"scenes_{split}", {**gen, "split": split, "count": count}, build, version=3)
     return torch.load(folder / "scenes.pt", weights_only=True)
 
 

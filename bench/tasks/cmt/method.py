@@ -38,9 +38,11 @@ def drop(batch: dict, lidar: torch.Tensor, camera: torch.Tensor) -> dict:
     return {**batch, "points": points, "images": images}
 
 
-# the parts of a fusion model taken from each single-modality model (warm start): the LiDAR-only
-# model also gives the decoder, heads, anchors and the BEV PE shared with the queries
-FROM_CAMERA = ("img_backbone.", "rv_embedding.")
+# the parts of a fusion model taken from each single-modality model (warm start): its backbone and
+# token encoding, as the paper's fusion starts from pretrained backbones; the decoder, heads and
+# anchors start fresh (taking them from the LiDAR-only model gave a fusion model blind without
+# LiDAR: docs/tasks/cmt.md)
+WARM = {"lidar": ("bev_backbone.", "bev_embedding."), "camera": ("img_backbone.", "rv_embedding.")}
 
 
 class Stage1MissingError(BenchError):
@@ -50,9 +52,9 @@ class Stage1MissingError(BenchError):
 class CMTMethod(BenchMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
-    p = mask_prob). With ``optim.warm_start`` a fusion model starts from the same seed's trained
-    LiDAR-only and camera-only models (the analogue of the paper's pretrained backbones), which
-    those runs leave as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``)."""
+    p = mask_prob). With ``optim.warm_start`` a fusion model starts from the backbones of the same
+    seed's trained LiDAR-only and camera-only models (the analogue of the paper's pretrained
+    backbones), which those runs leave as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``)."""
 
     def __init__(self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False) -> None:
         super().__init__(cfg)
@@ -87,9 +89,8 @@ class CMTMethod(BenchMethod):
             folder = cached("cmt", f"{modality}_model", self.single_config(modality), missing)
             states[modality] = torch.load(folder / "model.pt", weights_only=True)
         own = self.model.state_dict()
-        for k in own:
-            src = states["camera" if k.startswith(FROM_CAMERA) else "lidar"]
-            own[k] = src[k]
+        for modality, prefixes in WARM.items():
+            own.update({k: v for k, v in states[modality].items() if k.startswith(prefixes)})
         self.model.load_state_dict(own)
 
     def on_fit_end(self) -> None:

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from bench.errors import BenchError
+
 
 def pos2embed(
     pos: torch.Tensor, feats: int, scale: float = 1.0, temperature: float | None = None
@@ -122,11 +124,13 @@ class CMT(nn.Module):
         self.bev_pe = dict(m["bev_pe"])  # pos2embed's scale and temperature
         if use_lidar:
             self.voxelizer = Voxelizer(geo["pc_range"], geo["grid"], geo["sweeps"], geo["sweep_lag"])
-            c = m["bev_channels"]
+            c, stride = m["bev_channels"], m["bev_stride"]
+            if stride not in (2, 4):
+                raise BenchError(f"model.bev_stride must be 2 or 4, got {stride}")
             self.bev_backbone = nn.Sequential(
-                conv(3 * geo["sweeps"], c), conv(c, 2 * c, 2), conv(2 * c, 2 * c), conv(2 * c, d)
+                conv(3 * geo["sweeps"], c), conv(c, 2 * c, 2), conv(2 * c, 2 * c, stride // 2), conv(2 * c, d)
             )
-            side = geo["grid"] // 2
+            side = geo["grid"] // stride
             ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
             self.register_buffer(
                 "coords_bev", torch.stack([(xs + 0.5) / side, (ys + 0.5) / side], -1).view(-1, 2)
