@@ -11,12 +11,13 @@ import pytest
 import torch
 from pyquaternion import Quaternion
 
+from bench.artifacts import cached
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.cmt.data import SceneDataModule
 from bench.tasks.cmt.devkit import devkit_metrics
 from bench.tasks.cmt.losses import DetectionLoss, denormalize_bbox, normalize_bbox
-from bench.tasks.cmt.method import drop
+from bench.tasks.cmt.method import CMTMethod, drop
 from bench.tasks.cmt.metric import SHORT, NuScenesDetection, arrays, evaluate
 from bench.tasks.cmt.scenes import CLASSES as SCENE_CLASSES
 from bench.tasks.cmt.scenes import cameras, parts, scene
@@ -363,6 +364,21 @@ def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run
         assert code == 0 and f"cmt/{method[4:]}_model" in record["artifacts"]
     code, record = bench_run("cmt", *warm, "method=cmt", "seed=5")
     assert code == 0 and {"cmt/lidar_model", "cmt/camera_model"} <= set(record["artifacts"])
+    # the fusion model takes each branch's backbone and token encoding; decoder and heads start fresh
+    cfg = resolve("cmt", [*warm, "method=cmt", "seed=5"])
+    fusion = CMTMethod(cfg, lidar=True, camera=True, masked=True)
+    fresh = {k: v.clone() for k, v in fusion.model.state_dict().items()}
+    fusion.on_fit_start()
+    state = fusion.model.state_dict()
+    trained = {
+        m: torch.load(cached("cmt", f"{m}_model", fusion.single_config(m), None) / "model.pt")
+        for m in ("lidar", "camera")
+    }
+    for key, value in state.items():
+        source = "lidar" if key.startswith(("bev_backbone.", "bev_embedding.")) else None
+        source = "camera" if key.startswith(("img_backbone.", "rv_embedding.")) else source
+        assert torch.equal(value, trained[source][key] if source else fresh[key]), key
+    assert not torch.equal(state["layers.0.ffn.0.weight"], trained["lidar"]["layers.0.ffn.0.weight"])
 
 
 def test_nuscenes_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:
