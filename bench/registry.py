@@ -33,6 +33,12 @@ def get_task(name: str) -> Task:
     return lookup(name, tasks(), "task")
 
 
+def folder(name: str) -> Path:
+    """The folder holding the task's code (its ``task.py``): what its records fingerprint."""
+    get_task(name)
+    return Path(importlib.import_module(f"bench.tasks.{name}.task").__file__).resolve().parent
+
+
 def load(target: str) -> Any:
     """Import the object a "module:attr" string names."""
     module, _, attr = target.partition(":")

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import resource
+import statistics
 import sys
 import time
 import traceback
@@ -115,14 +116,15 @@ def _new_record(task, cfg: dict, digest: str) -> dict:
 
 
 def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
-    """Fill the record's metrics and cost."""
+    """Fill the record's metrics and cost, by the method's shape (bench/method.py)."""
     import lightning as L
     import torch
 
-    from bench.callbacks import Watch
+    from bench.method import LoopMethod
 
     # Lightning's banners (accelerator, tips) would bury the one line a run prints.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     if threads := env_threads():
         torch.set_num_threads(threads)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
@@ -131,6 +133,20 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
     method = task.method(cfg["method"])
     section = (cfg.get("methods") or {}).get(cfg["method"]) or {}  # the preset's methods.<name>
     module = load(method.target)(cfg, **method.kwargs, **section)
+    if isinstance(module, LoopMethod):
+        _step_loop(module, datamodule, cfg, out_dir, record)
+    else:
+        _fit(module, datamodule, cfg, out_dir, record)
+    record["artifacts"] = dict(artifacts.USED)
+    record["cost"].update(module.cost())
+
+
+def _fit(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> None:
+    """A TrainedMethod: Lightning fits (when it trains) and tests it."""
+    import lightning as L
+
+    from bench.callbacks import Watch
+
     timer = Watch()
     trainer = L.Trainer(
         **cfg["trainer"],
@@ -150,12 +166,48 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
             raise DivergedError(f"training loss became {timer.diverged} at step {trainer.global_step}")
     trainer.test(module, datamodule=datamodule, verbose=False)
     record["metrics"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    record["artifacts"] = dict(artifacts.USED)
-    record["cost"].update(module.cost())
     if timer.test_s > 0:
         record["cost"].update(
             throughput=round(timer.test_samples / timer.test_s, 2), throughput_unit="samples/s (test)"
         )
+
+
+# A loop method's state is saved this often while it steps (a paper run lasts days).
+CHECKPOINT_S = 600.0
+LOOP_CKPT = "loop.ckpt"
+
+
+def _step_loop(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> None:
+    """A LoopMethod: set up on the config's accelerator, step to done (checkpointing its state),
+    then record its results. Fabric picks the device the way the Trainer would."""
+    import lightning as L
+    import torch
+
+    fabric = L.Fabric(accelerator=cfg["trainer"]["accelerator"], devices=1)
+    module.device = fabric.device
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module.setup(datamodule)
+    ckpt = out_dir / LOOP_CKPT
+    if cfg["resume"] and ckpt.exists():
+        module.load_state_dict(torch.load(ckpt, weights_only=False, map_location=fabric.device))
+        record["cost"]["resumed_from"] = LOOP_CKPT
+    t0 = saved = time.perf_counter()
+    times, steps, done = [], 0, False
+    while not done:
+        start = time.perf_counter()
+        done = module.step()
+        times.append(time.perf_counter() - start)
+        steps += 1
+        if (bad := module.diverged()) is not None:
+            raise DivergedError(f"training loss became {bad} at step {steps}")
+        if not done and time.perf_counter() - saved > CHECKPOINT_S:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(module.state_dict(), ckpt.with_suffix(".tmp"))
+            os.replace(ckpt.with_suffix(".tmp"), ckpt)
+            saved = time.perf_counter()
+    record["cost"].update(train_s=round(time.perf_counter() - t0, 3), step_s=statistics.median(times))
+    record["metrics"] = {f"test/{k}": float(v) for k, v in module.results().items()}
 
 
 def _last_checkpoint(out_dir: Path) -> Path | None:

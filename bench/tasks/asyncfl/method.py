@@ -14,7 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.asyncfl.algorithms import Setting, Simulation, simulation
 from bench.tasks.asyncfl.model import FlatNet, build_net
 
@@ -88,7 +88,7 @@ class LrWalk:
         return len(self.grid) > 1 and self.best(target) in (0, len(self.grid) - 1)
 
 
-class FederatedMethod(BenchMethod):
+class FederatedMethod(TrainedMethod):
     """One federated algorithm (``fedbuff`` | ``fedasync`` | ``sync``) across its settings; the
     preset's ``methods:`` section of this method arrives as keyword arguments: the server
     ``optimizer``, the momentum ``arms`` (each its own lr grid; several arms are tuned together,

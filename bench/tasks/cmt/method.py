@@ -9,7 +9,7 @@ from torch import nn
 
 from bench.artifacts import cached
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.cmt.losses import DetectionLoss, decode
 from bench.tasks.cmt.metric import NuScenesDetection, attr_index, predicted_attribute
 from bench.tasks.cmt.model import CMT
@@ -49,7 +49,7 @@ class Stage1MissingError(BenchError):
     """A warm-started fusion run found no trained single-modality model of its seed."""
 
 
-class CMTMethod(BenchMethod):
+class CMTMethod(TrainedMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
     p = mask_prob). With ``optim.warm_start`` a fusion model starts from the backbones of the same

@@ -19,7 +19,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.doorping import attacks, control, defenses, distill
 from bench.tasks.doorping.data import Images
 from bench.tasks.doorping.model import build_net
@@ -49,7 +49,7 @@ def check_config(cfg: dict) -> None:
         raise BenchError("distill.ipc, distill.iterations and eval.nets must be >= 1")
 
 
-class DistillAttack(BenchMethod):
+class DistillAttack(TrainedMethod):
     """Distil ``data`` into ``distill.ipc`` images per class under attack ``attack``."""
 
     def __init__(self, cfg: dict, attack: str) -> None:

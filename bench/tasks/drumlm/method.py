@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.drumlm import notation
 from bench.tasks.drumlm.data import Groove, nearest_cells
 from bench.tasks.drumlm.metrics import BarForm, Duplication, Stability, Validity
 
 
-class GrooveMethod(BenchMethod):
+class GrooveMethod(TrainedMethod):
     """Completes prompts (``complete``) and scores the grooves; subclasses say how they complete."""
 
     def __init__(self, cfg: dict) -> None:

@@ -14,7 +14,7 @@ from torch.optim.swa_utils import update_bn
 from torchmetrics.classification import MulticlassAccuracy
 
 from bench import cost
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.emo.model import EMO_VARIANTS, build_model
 from bench.tasks.emo.task import LOGGED
 
@@ -44,7 +44,7 @@ def images_per_s(model: nn.Module, size: int, batch: int) -> float:
     return batch * reps / (time.perf_counter() - t0)
 
 
-class ImageClassifier(BenchMethod):
+class ImageClassifier(TrainedMethod):
     """One architecture (``arch``, a name known to ``build_model``) trained from scratch. From the
     preset's ``methods.<name>`` section: ``lr`` (per ``optim.lr_batch`` images; null: ``optim.lr``)
     and ``width_mult`` (MobileNetV2)."""

@@ -18,7 +18,7 @@ from torchmetrics import MeanMetric
 
 from bench.artifacts import cached
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.getup import render
 from bench.tasks.getup.curriculum import Curriculum
 from bench.tasks.getup.env import GetUpEnv
@@ -42,7 +42,7 @@ class Stage1MissingError(Exception):
     """Raised inside ``cached`` to look the stage-1 artifact up without building it."""
 
 
-class GetUpMethod(BenchMethod):
+class GetUpMethod(TrainedMethod):
     def __init__(self, cfg: dict, phases: list[str]) -> None:
         super().__init__(cfg)
         self.automatic_optimization = False

@@ -14,7 +14,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.girl import maml, prd
 from bench.tasks.girl.psro import Population
 
@@ -32,7 +32,7 @@ METRICS = (
 )
 
 
-class GiRLMethod(BenchMethod):
+class GiRLMethod(TrainedMethod):
     """PSRO with a first-order MAML oracle (eps > 0), or a baseline (see module doc)."""
 
     def __init__(self, cfg: dict, *, eps: float, policies: int, warm_start: bool, meta: bool) -> None:

@@ -1,7 +1,7 @@
 """Predictors of a network's final accuracy from what it shows in its first k epochs.
 
 A predictor is fit by sklearn (random forests, or L-BFGS / closed form), not by a Trainer's
-gradient steps: it is a BenchMethod with ``trains = False`` whose test step runs the
+gradient steps: it is a TrainedMethod with ``trains = False`` whose test step runs the
 cross-validation over held-out networks for k = 1..S and feeds the out-of-fold predictions to
 torchmetrics objects. (A one-step manual-optimization training_step would fit one model, but the
 held-out evaluation needs one fit per fold and per k.)
@@ -18,11 +18,11 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 from torchmetrics.regression import KendallRankCorrCoef
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.nngraph import features, predict
 
 
-class Predictor(BenchMethod):
+class Predictor(TrainedMethod):
     """Good/bad classification and final-accuracy regression from the ``families`` of features."""
 
     trains = False

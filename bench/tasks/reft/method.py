@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.reft.base import Episodes, base_stage, episode, support_sums
 from bench.tasks.reft.evaluate import draw, new_metric, split_ap, targets_for_map
 from bench.tasks.reft.model import REFS, FewShotMask2Former
@@ -75,7 +75,7 @@ def ref_move(model, start: dict) -> float:
     return (num / den) ** 0.5 if den else float("nan")
 
 
-class FewShotMethod(BenchMethod):
+class FewShotMethod(TrainedMethod):
     """Mask2Former fine-tuning with the references in ``refs`` (none: the mask2former_ft baseline),
     RefT's base distillation in iFSIS if ``distill``, over the ``protocols`` it runs (a control
     method may run one)."""

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from bench.method import BenchMethod
+from bench.method import TrainedMethod
 from bench.tasks.reliant import model as models
 from bench.tasks.reliant.alpha import chosen_alpha
 from bench.tasks.reliant.metrics import GraphMetrics
@@ -20,7 +20,7 @@ from bench.tasks.reliant.teacher import teacher
 METRICS = ("acc", "auc", "f1", "dsp", "deo")
 
 
-class GraphMethod(BenchMethod):
+class GraphMethod(TrainedMethod):
     """Shared test protocol: per graph, metrics on its test nodes logged as ``test/<graph>/<m>``,
     and their means over graphs as ``test/<m>``."""
 
