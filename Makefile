@@ -5,10 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
 STAMP := $(VENV)/.installed
-FMNIST := $(or $(BENCH_FASHION_MNIST),/usr/share/datasets/fashion-mnist)/train-images-idx3-ubyte.gz
 CHROMIUM := /usr/bin/chromium
-# the tasks whose cpu/smoke presets read Debian's Fashion-MNIST (bench/datasets/fashion_mnist.py)
-FMNIST_TASKS := asyncfl doorping emo nngraph reft
 # apt-get as root, or through sudo when it needs no password; else one line saying what to install
 APT := $(if $(filter 0,$(shell id -u)),apt-get,$(if $(shell sudo -n true 2>/dev/null && echo y),sudo -n apt-get))
 TASK ?= emo
@@ -23,7 +20,8 @@ help: ## Show this help
 	@echo "  bench options: TASK=$(TASK) PRESET=$(PRESET) METHOD=a,b SEEDS=0,1 DEVICES=0,1 JOBS=$(JOBS)"
 	@echo "                 GPUS_PER_RUN=N RUNS_PER_GPU=K TIMEOUT=S FORCE=1"
 
-install: $(STAMP) $(FMNIST) $(CHROMIUM) ## Create .venv with bench and its deps; Debian data + chromium (idempotent)
+install: $(STAMP) $(CHROMIUM) ## Create .venv with bench and its deps; Debian data + chromium (idempotent)
+	$(call datasets,)
 
 WHEELS ?= $(HOME)/.cache/bench/wheels
 
@@ -41,18 +39,22 @@ $(STAMP): pyproject.toml scripts/mmcv-wheel.sh
 	$(PY) -m pip install -q $(WHEELS)/mmcv-2.1.0-cp*.whl
 	touch $@
 
-# Debian packages: Fashion-MNIST (offline images for the tasks that read it), chromium (the
-# site's browser test, for `make test` only)
-$(FMNIST):
-	@$(if $(APT),,echo "bench: $(TASK) reads Fashion-MNIST: as root, apt-get install dataset-fashion-mnist (or set BENCH_FASHION_MNIST to its folder)"; exit 1)
-	$(APT) update -qq && $(APT) install -y -qq dataset-fashion-mnist
+# Debian packages: the system datasets a task's cpu/smoke presets read (its Task.datasets; the
+# registry prints those not installed yet for task $(1), or for every task), chromium (the site's
+# browser test, for `make test` only)
+define datasets
+	@pkgs="$$($(PY) -m bench.datasets.system $(1))" || exit 2; \
+	if [ -n "$$pkgs" ] && [ -n "$(APT)" ]; then $(APT) update -qq && $(APT) install -y -qq $$pkgs; \
+	elif [ -n "$$pkgs" ]; then echo "bench: $(or $(1),bench) reads system datasets: as root, apt-get install $$pkgs"; exit 1; fi
+endef
 $(CHROMIUM):
 	@$(if $(APT),,echo "bench: the site's browser test needs chromium: as root, apt-get install chromium"; exit 1)
 	$(APT) update -qq && $(APT) install -y -qq chromium
 
 # an installed venv is used as it is (never rebuilt here: `make install` updates it)
 VENV_READY := $(if $(wildcard $(STAMP)),,$(STAMP))
-bench: $(VENV_READY) $(if $(filter $(TASK),$(FMNIST_TASKS)),$(FMNIST)) ## Run TASK's sweep (all methods x seeds) at PRESET, then publish leaderboards/TASK.*
+bench: $(VENV_READY) ## Run TASK's sweep (the preset's methods x seeds) at PRESET, then publish leaderboards/TASK.*
+	$(call datasets,$(TASK))
 	$(BENCH) sweep $(TASK) preset=$(PRESET) --jobs $(JOBS) $(if $(METHOD),--methods $(METHOD)) \
 		$(if $(SEEDS),--seeds $(SEEDS)) $(if $(DEVICES),--devices $(DEVICES)) \
 		$(if $(GPUS_PER_RUN),--gpus-per-run $(GPUS_PER_RUN)) $(if $(RUNS_PER_GPU),--runs-per-gpu $(RUNS_PER_GPU)) \

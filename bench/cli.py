@@ -17,7 +17,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="tasks, their methods and presets")
+    listing = sub.add_parser("list", help="tasks, their methods and presets")
+    listing.add_argument("--markdown", action="store_true", help="the README's table of tasks")
     show = sub.add_parser("show", help="a task's paper, claims, reported numbers, leaderboard")
     show.add_argument("task")
     run = sub.add_parser("run", help="one run: bench run TASK [method=M] [preset=P] [seed=S] [k=v ...]")
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--wandb", action="store_true", help="create the sweep on W&B, print the agent command"
     )
+    sweep.add_argument("--wandb-spec", action="store_true", help="print the sweep's W&B spec (YAML)")
     sweep.add_argument("--entity", help="W&B entity of the sweep (default: yours)")
     sweep.add_argument("--project", help="W&B project of the sweep (default bench-TASK)")
     pub = sub.add_parser("publish", help="records -> leaderboards/")
@@ -69,12 +71,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _list() -> None:
-    from bench.config import presets
-    from bench.registry import tasks
+def task_table(tasks) -> str:
+    """The Markdown table of these tasks (the README's "Tasks"): name, paper, methods."""
+    rows = ["| task | paper | methods |", "|---|---|---|"]
+    for task in tasks:
+        paper = f"[{task.paper}]({task.url})".replace("|", "\\|")
+        rows.append(f"| `{task.name}` | {paper} | {', '.join(m.name for m in task.methods)} |")
+    return "\n".join(rows) + "\n"
 
-    for task in tasks().values():
+
+def _list(markdown: bool) -> None:
+    from bench.config import presets
+    from bench.registry import found
+
+    if markdown:
+        print(task_table(entry.task for entry in found().values()), end="")
+        return
+    for entry in found().values():
+        task = entry.task
         print(f"{task.name:10s} {task.paper}")
+        if entry.origin != "bench":
+            print(f"{'':10s} from: {entry.origin}")
         print(f"{'':10s} methods: {', '.join(m.name for m in task.methods)}")
         print(f"{'':10s} presets: {', '.join(presets(task.name))}")
 
@@ -124,9 +141,14 @@ def _sweep(ns, extra: list[str]) -> int:
     overrides = ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
     if ns.gpus_per_run is not None and ns.gpus_per_run < 1:
         raise BenchError("--gpus-per-run takes a positive integer")
-    if ns.wandb:
-        spec = sweep.wandb_spec(ns.task, sweep.grid(ns.task, overrides, ns.methods, ns.seeds))
+    if ns.wandb or ns.wandb_spec:
+        spec = sweep.wandb_spec(ns.task, sweep.axes(ns.task, overrides, ns.methods, ns.seeds))
         sweep.expand(ns.task, overrides, ns.methods, ns.seeds)  # refuse a bad sweep before creating it
+        if ns.wandb_spec:
+            import yaml
+
+            print(yaml.safe_dump(spec, sort_keys=False), end="")
+            return 0
         print(sweep.create_wandb_sweep(ns.task, spec, ns.entity, ns.project))
         return 0
     opts = sweep.Options(
@@ -161,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra and ns.command not in ("run", "sweep"):
             raise BenchError(f"unrecognized arguments: {' '.join(extra)}")
         if ns.command == "list":
-            _list()
+            _list(ns.markdown)
         elif ns.command == "show":
             _show(ns.task)
         elif ns.command == "run":

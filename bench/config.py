@@ -1,12 +1,13 @@
 """Configs: ``configs/base.yaml`` under ``configs/<task>/<preset>.yaml`` plus dotlist overrides
--> a validated, resolved dict.
+-> a validated, resolved dict. The presets ship inside the package (``bench/configs``); a task
+from outside keeps its own in the ``configs/`` folder beside its task.py (bench/registry.py).
 
 A preset file may start with ``inherit: <preset>`` to change only what differs; every chain starts
 from base.yaml (the trainer section). Overrides are ``a.b=v`` or ``--a.b=v``; ``method=``,
 ``preset=`` and ``seed=`` choose the run. An override may only set a key the preset has, with a
 value of the same kind (or one of the kinds Lightning accepts for that Trainer option). A preset's
-``claims:`` (bench/claims.py) and ``seeds:`` (what a sweep runs) are popped: they are not part of a
-run's config.
+``claims:`` (bench/claims.py), ``seeds:`` and ``sweep:`` (what a sweep of it runs) are popped: they
+are not part of a run's config.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from bench.claims import Claim, parse
 from bench.errors import BenchError, lookup
-from bench.registry import get_task
+from bench.registry import CONFIGS_DIR, configs, get_task
 from bench.task import Task
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _INT = re.compile(r"^[+-]?[0-9]+$")
 # Keys that say where a run happens, not what it computes: kept in the record, out of the hash.
-LOCAL_KEYS = ("seed", "resume", "logger", "data.root", "data.num_workers", "data.workers")
+LOCAL_KEYS = ("seed", "resume", "logger", "checkpoint_every", "data.root", "data.num_workers", "data.workers")
 # Trainer options Lightning takes in more than one kind (devices=8, devices=[0, 1], devices=auto).
 UNIONS = {
     "trainer.devices": (int, list, str),
@@ -58,16 +58,28 @@ PRECISIONS = {
     "bf16-mixed",
 }
 DEFAULT_SEEDS = [0, 1, 2]
+# configs/<task>/official.yaml is no preset: the official recipe, item by item, that
+# tests/test_official_recipe.py checks the paper preset against.
+OFFICIAL_RECIPE = "official"
 
 
 def presets(task: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIGS_DIR / task).glob("*.yaml"))
+    return sorted(p.stem for p in configs(task).glob("*.yaml") if p.stem != OFFICIAL_RECIPE)
+
+
+def preset_file(task: str, preset: str) -> Path:
+    return configs(task) / f"{preset}.yaml"
+
+
+def shown(path: Path) -> str:
+    """A preset file as the user knows it: ``configs/<task>/<preset>.yaml`` for bench's own."""
+    return f"configs/{path.relative_to(CONFIGS_DIR)}" if path.is_relative_to(CONFIGS_DIR) else str(path)
 
 
 def read_preset(task: str, preset: str) -> dict:
     """base.yaml, then the preset's ``inherit`` chain, merged and unresolved."""
     lookup(preset, {p: p for p in presets(task)}, f"preset of task {task!r}")
-    data = yaml.safe_load((CONFIGS_DIR / task / f"{preset}.yaml").read_text()) or {}
+    data = yaml.safe_load(preset_file(task, preset).read_text()) or {}
     parent = data.pop("inherit", None)
     if parent:
         return _merge(read_preset(task, parent), data)
@@ -77,15 +89,31 @@ def read_preset(task: str, preset: str) -> dict:
 def preset_claims(task: str, preset: str) -> tuple[Claim, ...]:
     """The claims a preset declares (its ``claims:`` section), checked."""
     methods = {m.name for m in get_task(task).methods}
-    return parse(read_preset(task, preset).get("claims"), f"configs/{task}/{preset}.yaml", methods)
+    return parse(read_preset(task, preset).get("claims"), shown(preset_file(task, preset)), methods)
 
 
 def preset_seeds(task: str, preset: str) -> list[int]:
     """The seeds a sweep of this preset runs (its ``seeds:`` list)."""
     seeds = read_preset(task, preset).get("seeds", DEFAULT_SEEDS)
     if not isinstance(seeds, list) or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise BenchError(f"configs/{task}/{preset}.yaml: seeds must be a list of non-negative integers")
+        raise BenchError(f"{shown(preset_file(task, preset))}: seeds must be a list of non-negative integers")
     return seeds
+
+
+def preset_methods(task: str, preset: str) -> list[str]:
+    """The methods a sweep of this preset runs, in order: its ``sweep: {methods: [...]}``, or every
+    method of the task."""
+    names = [m.name for m in get_task(task).methods]
+    sweep = read_preset(task, preset).get("sweep") or {}
+    where = shown(preset_file(task, preset))
+    if not isinstance(sweep, dict) or set(sweep) - {"methods"}:
+        raise BenchError(f"{where}: sweep takes only methods: [a list of the task's methods]")
+    methods = sweep.get("methods", names)
+    if not isinstance(methods, list) or not methods:
+        raise BenchError(f"{where}: sweep.methods must be a non-empty list of the task's methods")
+    for name in methods:
+        get_task(task).method(str(name))
+    return [str(m) for m in methods]
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:
@@ -126,6 +154,7 @@ def resolve_run(task_name: str, args: list[str]) -> tuple[Task, dict]:
     cfg = read_preset(task_name, preset)
     cfg.pop("claims", None)
     cfg.pop("seeds", None)
+    cfg.pop("sweep", None)
     method = str(overrides.pop("method", task.methods[0].name))
     task.method(method)
     seed = overrides.pop("seed", 0)
@@ -148,14 +177,6 @@ def resolve_run(task_name: str, args: list[str]) -> tuple[Task, dict]:
             "a sweep parallelizes its runs instead (bench sweep --jobs N / --devices)"
         )
     return task, cfg
-
-
-def sweep_spec(task: str) -> dict:
-    """``configs/sweeps/<task>.yaml``: the task's W&B sweep spec, also run by ``bench sweep``."""
-    path = CONFIGS_DIR / "sweeps" / f"{task}.yaml"
-    if not path.exists():
-        raise BenchError(f"task {task!r} has no sweep spec: write {path}")
-    return yaml.safe_load(path.read_text())
 
 
 def config_hash(cfg: dict) -> str:

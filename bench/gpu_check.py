@@ -1,8 +1,8 @@
 """``make gpu-check``: every task's paper preset for a few steps on CUDA, then emo's with DDP.
 
-Each task runs its ``paper`` preset in the preset's own precision on CUDA, on the small
-real-format data the tests write (``tests/test_paper_presets.py``: the same size overrides, no
-dataset needed), one process per task with a time limit; then emo's paper preset with DDP over
+Each task runs its ``paper`` preset in the preset's own precision on CUDA, on its small
+real-format fixture (``Task.fixture``, shrunk as bench/paper_preset.py says, as the slow tests run
+it: no dataset needed), one process per task with a time limit; then emo's paper preset with DDP over
 every visible GPU. The JSON (``--out``) holds the hardware and, per task, pass/fail, steps/s,
 samples/s, peak GPU memory and wall time. Budget: 8 minutes on one GPU. Without CUDA it refuses
 in one line (exit 2).
@@ -57,7 +57,7 @@ def figures(record: dict, peak_gpu_mb: float | None, devices: int = 1) -> dict:
 
 def overrides(task: str, root: Path, steps: int) -> list[str]:
     """The task's paper preset on its fixture, shrunk by size overrides only, on one CUDA device."""
-    from tests.test_paper_presets import paper_args
+    from bench.paper_preset import paper_args
 
     return [
         *paper_args(task, root),
@@ -155,8 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-ddp", action="store_true")
     p.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
-    root = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root))  # tests/ holds the fixtures
     if ns.child:
         return _child(ns.child[0], ns.child[1:])
     if cuda_summary() is None:
@@ -168,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     from bench.registry import tasks as registered
 
     names = ns.tasks.split(",") if ns.tasks else list(registered())
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = f"{root}{os.pathsep}{env_path}" if env_path else str(root)
     with tempfile.TemporaryDirectory(prefix="gpu-check-runs-") as tmp:
         results = check(names, ns.steps, ns.timeout, ns.runs or Path(tmp), ddp=not ns.no_ddp)
     ns.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -21,7 +21,6 @@ from bench.errors import BenchError
 from bench.registry import get_task, tasks
 
 BOARD_SCHEMA = 2
-LEGACY = "records not in the repository"
 UNPUBLISHED_PRESETS = ("smoke",)  # for tests only, never on a committed board
 COMMITTED = "*-s*.json"  # leaderboards/records/<task>/<method>/<preset>/<hash12>-s<seed>.json
 
@@ -297,9 +296,9 @@ def _write_indexes(out: Path) -> list[Path]:
 
 def check(out: Path) -> list[str]:
     """What differs between the committed boards and what the committed records produce: one
-    line per file (boards of tasks without committed records are legacy and not checked). Rows
-    are judged stale against the code the board was published with, so a code change does not
-    fail the check: republishing marks the rows its code made stale."""
+    line per file, and one per board without committed records. Rows are judged stale against the
+    fingerprint each board was published with, so a code change does not fail the check:
+    republishing marks the rows its code made stale."""
     import tempfile
 
     from bench import plots
@@ -310,15 +309,17 @@ def check(out: Path) -> list[str]:
         by_task[rec["task"]].append(rec)
     with tempfile.TemporaryDirectory() as scratch:
         for name, recs in sorted(by_task.items()):
-            board = aggregate(name, recs)
             committed = out / f"{name}.json"
-            board["figures"] = (
-                json.loads(committed.read_text()).get("figures", {}) if committed.exists() else {}
-            )
+            published = json.loads(committed.read_text()) if committed.exists() else {}
+            board = aggregate(name, recs, published.get("fingerprint"))
+            board["figures"] = published.get("figures", {})
             for path, text in _files(board, out, plots.plot_board(board, Path(scratch))).items():
                 if not path.exists() or path.read_text() != text:
                     problems.append(f"{path} differs from what {out}/records/{name}/ produces")
     boards = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    for board in boards:
+        if board["task"] not in by_task:
+            problems.append(f"{out / board['task']}.json has no committed records under {out}/records/")
     if not (out / "index.md").exists() or (out / "index.md").read_text() != render.index_markdown(boards):
         problems.append(f"{out}/index.md differs from the boards")
     return problems

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import math
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -63,7 +64,8 @@ class LoopMethod(abc.ABC):
     Contract, in the order the harness calls it:
 
     1. ``setup(datamodule)``: once, after the datamodule's ``prepare_data()`` and
-       ``setup("fit")``; build what the steps need (create tensors on ``self.device``).
+       ``setup("fit")``; build what the steps need (create tensors on ``self.device``). The
+       harness sets ``self.device`` and ``self.out_dir`` (the run folder, for figures) before.
     2. ``step() -> bool``: one unit of work (a server update, a training episode, a generation);
        True when the algorithm is done. ``self.loss``, when set to a number, is watched: a
        non-finite value stops the run as ``diverged``.
@@ -72,8 +74,8 @@ class LoopMethod(abc.ABC):
 
     ``state_dict()`` / ``load_state_dict()`` are the checkpointed state: the harness saves it
     every ``CHECKPOINT_S`` seconds of stepping, and ``resume=true`` continues from it. By default
-    the whole instance (less ``cfg`` and ``device``) is the state; a method holding what cannot be
-    pickled (a simulator handle) overrides both.
+    the whole instance (less ``cfg``, ``device`` and ``out_dir``) is the state; a method holding
+    what cannot be pickled (a simulator handle) overrides both.
     """
 
     loss: float | None = None
@@ -81,6 +83,7 @@ class LoopMethod(abc.ABC):
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg
         self.device = torch.device("cpu")
+        self.out_dir = Path(".")
 
     def setup(self, datamodule) -> None:  # noqa: B027 (optional hook)
         """Build what the steps need from the (set-up) datamodule."""
@@ -97,7 +100,7 @@ class LoopMethod(abc.ABC):
         return {"params": 0}
 
     def state_dict(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k not in ("cfg", "device")}
+        return {k: v for k, v in vars(self).items() if k not in ("cfg", "device", "out_dir")}
 
     def load_state_dict(self, state: dict) -> None:
         vars(self).update(state)

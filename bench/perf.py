@@ -32,16 +32,16 @@ def list_wall_s(repeats: int = 5) -> tuple[float, bool]:
 
 def main(only: list[str]) -> None:
     """The harness figure, then the figure of every task (or of the tasks named)."""
-    from bench.registry import TASKS_DIR, get_task, tasks
+    from bench.registry import folder, get_task, package, tasks
 
     for name in only:
         get_task(name)
     wall, imported = list_wall_s()
     print(f"bench list: {wall:.3f} s (goal < 0.5), torch imported: {imported}")
     for name in only or tasks():
-        if (TASKS_DIR / name / "perf.py").exists():
+        if (folder(name) / "perf.py").exists():
             print(f"--- {name}", flush=True)
-            importlib.import_module(f"bench.tasks.{name}.perf").main()
+            importlib.import_module(f"{package(name)}.perf").main()
 
 
 if __name__ == "__main__":

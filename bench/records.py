@@ -70,7 +70,7 @@ def runs_root() -> Path:
 
 
 class RecordError(ValueError):
-    """A record that does not match schema v1."""
+    """A record file that cannot be read or does not match the schema."""
 
 
 def validate(record: dict) -> dict:

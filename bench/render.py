@@ -178,8 +178,6 @@ def index_markdown(boards: list[dict]) -> str:
 
 
 def _index_row(board: dict, link: str) -> list[str]:
-    if board.get("legacy"):
-        return [link, board["paper"], f"legacy: {board['legacy']}", "", ", ".join(board["presets"]), "", ""]
     preset = "cpu" if "cpu" in board["presets"] else next(iter(board["presets"]), None)
     table = board["presets"].get(preset, {})
     sign = 1 if board["higher_is_better"] else -1

@@ -148,10 +148,20 @@ def _fit(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> None:
     from bench.callbacks import Watch
 
     timer = Watch()
+    callbacks = [timer]
+    if cfg["trainer"]["enable_checkpointing"] and cfg.get("checkpoint_every"):
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        # the last state every N steps (a killed run loses at most N steps), not only per epoch
+        callbacks.append(
+            ModelCheckpoint(
+                out_dir / "checkpoints", every_n_train_steps=cfg["checkpoint_every"], save_last=True
+            )
+        )
     trainer = L.Trainer(
         **cfg["trainer"],
         default_root_dir=out_dir,
-        callbacks=[timer],
+        callbacks=callbacks,
         logger=_logger(cfg, out_dir),
         enable_model_summary=False,
     )
@@ -185,12 +195,14 @@ def _step_loop(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> No
 
     fabric = L.Fabric(accelerator=cfg["trainer"]["accelerator"], devices=1)
     module.device = fabric.device
+    module.out_dir = out_dir
     datamodule.prepare_data()
     datamodule.setup("fit")
     module.setup(datamodule)
     ckpt = out_dir / LOOP_CKPT
     if cfg["resume"] and ckpt.exists():
-        module.load_state_dict(torch.load(ckpt, weights_only=False, map_location=fabric.device))
+        # tensors come back to the devices they were saved from (a CPU generator stays on the CPU)
+        module.load_state_dict(torch.load(ckpt, weights_only=False))
         record["cost"]["resumed_from"] = LOOP_CKPT
     t0 = saved = time.perf_counter()
     times, steps, done = [], 0, False

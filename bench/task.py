@@ -63,6 +63,17 @@ class Task:
     # Files a run writes into its folder (predicted masks, rollouts) that the task's page shows:
     # per preset and method, those of the lowest seed.
     figures: tuple[str, ...] = ()
+    # The paper preset's real-format fixture, "module:function": ``function(root)`` writes a tiny
+    # copy of the paper's data in its published layout under ``root`` and returns the overrides
+    # that point the paper preset at it (tests/test_paper_presets.py, ``make gpu-check``). None
+    # where the paper preset reads no data (a simulator).
+    fixture: str | None = None
+    # System datasets the cpu and smoke presets read (bench/datasets/system.py names them and
+    # says how to install each): ``make bench`` installs them first.
+    datasets: tuple[str, ...] = ()
+    # The config key of the per-process batch size, halved for a DDP run so the global batch
+    # stays the one-process run's (tests/test_ddp.py); None where a method's batch is fixed.
+    ddp_batch: str | None = None
     version: int = 1
 
     def __post_init__(self) -> None:

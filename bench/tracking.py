@@ -11,6 +11,7 @@ an artifact of type ``record``, and closes the run. Only rank 0 logs.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -22,9 +23,24 @@ def mode(env: dict | None = None) -> str:
     return "online" if env.get("WANDB_SWEEP_ID") else "offline"
 
 
+def run_id(out_dir: Path) -> str:
+    """The W&B run id: the agent's (``WANDB_RUN_ID``) under a sweep agent, else one made once and
+    kept in ``wandb-id`` beside the record, so a resumed run (``resume=true``) continues its W&B
+    run instead of starting another."""
+    if os.environ.get("WANDB_RUN_ID"):
+        return os.environ["WANDB_RUN_ID"]
+    path = out_dir / "wandb-id"
+    if not path.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(4))  # W&B ids: lowercase letters and digits
+    return path.read_text().strip()
+
+
 def init_kwargs(cfg: dict, out_dir: Path) -> dict:
     """What ``wandb.init`` gets (through Lightning's WandbLogger, or directly in ``finish``)."""
     return {
+        "id": run_id(out_dir),
+        "resume": "allow",
         "project": os.environ.get("WANDB_PROJECT") or f"bench-{cfg['task']}",
         "entity": os.environ.get("WANDB_ENTITY") or None,
         "dir": str(out_dir),

@@ -58,3 +58,22 @@ def test_concurrent_callers_wait_for_one_build(tmp_path, monkeypatch) -> None:
     for w in workers:
         w.join()
     assert len(calls) == 1 and len(set(got)) == 1 and (got[0] / "out.txt").read_text() == "x"
+
+
+def test_a_builds_progress_outlives_a_failed_build_and_goes_when_complete(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+
+    def dies(folder):
+        (artifacts.progress("t", "s", {"a": 1}) / "state.pt").write_text("step 7")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        artifacts.cached("t", "s", {"a": 1}, dies)
+    kept = artifacts.progress("t", "s", {"a": 1}) / "state.pt"
+    assert kept.read_text() == "step 7"
+
+    def resumes(folder):
+        (folder / "out.txt").write_text(kept.read_text())
+
+    final = artifacts.cached("t", "s", {"a": 1}, resumes)
+    assert (final / "out.txt").read_text() == "step 7" and not kept.parent.exists()

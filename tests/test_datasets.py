@@ -10,8 +10,8 @@ import pytest
 
 from bench.datasets import cifar10
 from bench.datasets.fashion_mnist import read_idx
+from bench.datasets.formats import write_cifar10, write_mnist
 from bench.errors import BenchError
-from tests.formats import write_cifar10, write_mnist
 
 
 def test_cifar10_keeps_the_channel_planes(tmp_path: Path) -> None:

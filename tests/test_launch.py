@@ -44,11 +44,13 @@ def bench_argv(line: str) -> list[str] | None:
 
 def make(*args: str, dry: bool = True, hold: bool = True) -> subprocess.CompletedProcess:
     """``make ARGS`` against a stand-in virtualenv: its install stamp is never remade (-o) and its
-    ``bench`` only echoes, so no test can install or run anything through make."""
+    ``bench`` and ``python`` only echo, so no test can install or run anything through make; only
+    the registry's answer to what a task reads (``python -m bench.datasets.system``) is real."""
     venv = Path(tempfile.mkdtemp(prefix="venv-"))
     (venv / "bin").mkdir()
-    for tool in ("bench", "python"):
-        (venv / "bin" / tool).write_text('#!/bin/sh\necho "$0 $*"\n')
+    registry = f'[ "$2" = bench.datasets.system ] && exec {shlex.quote(sys.executable)} "$@"\n'
+    for tool, script in (("bench", ""), ("python", registry)):
+        (venv / "bin" / tool).write_text(f'#!/bin/sh\n{script}echo "$0 $*"\n')
         (venv / "bin" / tool).chmod(0o755)
     (venv / ".installed").touch()
     os.utime(venv / ".installed", (0, 0))  # older than pyproject.toml: an install would be due

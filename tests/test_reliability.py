@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import multiprocessing
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -163,3 +165,42 @@ def test_killed_run_resumes_from_its_checkpoint(runs_dir: Path, bench_run) -> No
     assert code == 0 and record["status"] == "ok"
     assert "epoch=" in record["cost"]["resumed_from"]
     records.validate(record)
+
+
+# One trained method per task whose paper preset checkpoints (TrainedMethods fitted by Lightning).
+TRAINED = [("emo", "mobilenetv2"), ("cmt", "cmt_lidar"), ("drumlm", "chargpt"), ("reliant", "vanilla_kd_mlp")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "method"), TRAINED, ids=[t for t, _ in TRAINED])
+def test_every_trained_task_resumes_a_killed_run(
+    task: str, method: str, bench_run, runs_dir, monkeypatch
+) -> None:
+    """Killed after its first step checkpoint (a crash in the second step), rerun with resume=true:
+    the run continues from that checkpoint and ends ok. The paper presets checkpoint the same way."""
+    from bench.callbacks import Watch
+
+    paper = read_preset(task, "paper")
+    assert paper["trainer"]["enable_checkpointing"] and paper["checkpoint_every"] > 0
+    args = [
+        task,
+        f"method={method}",
+        "preset=smoke",
+        "trainer.enable_checkpointing=true",
+        "checkpoint_every=1",
+    ]
+    original = Watch.on_train_batch_end
+
+    def crash(self, trainer, module, outputs, batch, batch_idx):
+        original(self, trainer, module, outputs, batch, batch_idx)
+        if list(runs_dir.glob("**/*.ckpt")):
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(Watch, "on_train_batch_end", crash)
+    code, record = bench_run(*args)
+    assert code == 1 and record["status"] == "failed" and "killed" in record["error"]
+    monkeypatch.setattr(Watch, "on_train_batch_end", original)
+    code, record = bench_run(*args, "resume=true")
+    assert code == 0 and record["status"] == "ok", record["error"]
+    assert record["cost"]["resumed_from"].endswith(".ckpt")
+    assert all(math.isfinite(v) for v in record["metrics"].values())

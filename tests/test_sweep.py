@@ -1,5 +1,6 @@
-"""Sweeps: the grid, GPU slots (fake device lists), per-run timeout, resume after a kill, warnings
-in the sweep's log, ``--print`` lines and the submitit job array."""
+"""Sweeps: the grid from the preset's ``sweep:`` and ``seeds:``, GPU slots (fake device lists),
+per-run timeout, resume after a kill, warnings in the sweep's log, ``--print`` lines and the
+submitit job array."""
 
 from __future__ import annotations
 
@@ -13,34 +14,64 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench import config, records
-from bench import sweep as sweep_mod
 from bench.cli import _parser, main
 from bench.errors import BenchError
-from bench.sweep import Options, expand, grid, slots, sweep, visible_gpus
+from bench.registry import get_task
+from bench.sweep import Options, axes, expand, launchers, pool, slots, sweep, visible_gpus
 
-EMO = config.sweep_spec("emo")["parameters"]["method"]["values"]
-
-
-def preset_seeds(task: str, preset: str) -> list[int]:
-    found = getattr(config, "preset_seeds", None)
-    return (found and found(task, preset)) or [0]
+EMO = config.preset_methods("emo", "smoke")
 
 
-def test_expand_is_the_spec_grid_narrowed_by_the_cli() -> None:
+def test_expand_is_the_preset_grid_narrowed_by_the_cli() -> None:
     runs = expand("emo", ["preset=smoke"])
-    seeds = preset_seeds("emo", "smoke")
+    seeds = config.preset_seeds("emo", "smoke")
     assert len(runs) == len(EMO) * len(seeds)
     assert ["preset=smoke", "method=emo_1m", f"seed={seeds[0]}"] in runs
     assert expand("emo", ["preset=smoke", "optim.lr=0.1"], methods="emo_5m", seeds="7,8") == [
         ["preset=smoke", "method=emo_5m", "seed=7", "optim.lr=0.1"],
         ["preset=smoke", "method=emo_5m", "seed=8", "optim.lr=0.1"],
     ]
-    # the spec's logger is the W&B agents'; a local sweep keeps the preset's unless told
-    assert config.sweep_spec("emo")["parameters"]["logger"] == {"value": "wandb"}
-    assert "logger" not in grid("emo", ["preset=smoke"])
-    assert grid("emo", ["preset=smoke", "logger=wandb"])["logger"] == ["wandb"]
+    assert axes("emo", ["method=emo_2m", "seed=5"])["method"] == ["emo_2m"]
+    assert axes("emo", ["seed=5"], seeds="1,2")["seed"] == [5]
+    # the W&B agents log to W&B; a local sweep keeps the preset's logger unless told
+    assert "logger" not in axes("emo", ["preset=smoke"])
+    assert axes("emo", ["preset=smoke", "logger=wandb"])["logger"] == ["wandb"]
+
+
+def test_the_preset_sweep_section_picks_the_methods_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # emo's cpu preset leaves mobilevit_xxs out; its smoke and paper presets inherit that
+    everything = [m.name for m in get_task("emo").methods]
+    assert "mobilevit_xxs" in everything and "mobilevit_xxs" not in EMO
+    assert config.preset_methods("emo", "paper") == EMO
+    # cmt's single-modality runs come first: the fusion methods warm-start from them
+    assert config.preset_methods("cmt", "cpu")[:2] == ["cmt_lidar", "cmt_camera"]
+    # a preset without one sweeps every method; a bad one is refused in one line
+    preset: dict = {}
+    monkeypatch.setattr(config, "read_preset", lambda task, name: preset)
+    assert config.preset_methods("emo", "cpu") == everything
+    for bad, match in [({"methods": ["emo_1m", "nope"]}, "unknown method"), (["emo_1m"], "sweep takes only")]:
+        preset["sweep"] = bad
+        with pytest.raises(BenchError, match=match):
+            config.preset_methods("emo", "cpu")
+
+
+def test_the_sweep_section_leaves_the_run_config_alone() -> None:
+    cfg = config.resolve("emo", ["preset=cpu"])
+    assert "sweep" not in cfg and "seeds" not in cfg and "claims" not in cfg
+
+
+def test_wandb_spec_is_generated_from_the_task(capsys) -> None:
+    assert main(["sweep", "asyncfl", "--wandb-spec", "--seeds", "0,1"]) == 0
+    spec = yaml.safe_load(capsys.readouterr().out)
+    assert spec["command"] == ["bench", "run", "asyncfl", "${args_no_hyphens}"]
+    assert spec["metric"] == {"name": "test/time_to_target_hi", "goal": "minimize"}
+    assert spec["parameters"]["method"] == {"values": config.preset_methods("asyncfl", "cpu")}
+    assert spec["parameters"]["seed"] == {"values": [0, 1]}
+    assert spec["parameters"]["logger"] == {"value": "wandb"}
+    assert launchers.wandb_spec("emo", axes("emo", []))["metric"] == {"name": "test/acc", "goal": "maximize"}
 
 
 def test_bad_sweep_is_refused_before_any_run() -> None:
@@ -116,8 +147,8 @@ class FakeRun:
 
 
 def test_sweep_gives_each_run_its_own_gpus(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setattr(sweep_mod.subprocess, "Popen", FakeRun)
-    monkeypatch.setattr(sweep_mod, "_kill_group", lambda proc: None)
+    monkeypatch.setattr(pool.subprocess, "Popen", FakeRun)
+    monkeypatch.setattr(pool, "_kill_group", lambda proc: None)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5")
     FakeRun.seen.clear()
     opts = Options(gpus_per_run=2, progress=True)
@@ -194,9 +225,33 @@ def test_print_writes_one_bench_run_line_per_run(capsys) -> None:
 def test_submitit_runs_the_sweep_as_a_job_array(runs_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("submitit")
     runs = expand("emo", ["preset=smoke"], "mobilenetv2", "0,1")
-    jobs = sweep_mod.submit("emo", runs, {"cluster": "local", "timeout_min": 10}, tmp_path / "slurm")
+    jobs = launchers.submit("emo", runs, {"cluster": "local", "timeout_min": 10}, tmp_path / "slurm")
     assert [job.result() for job in jobs] == [0, 0]
     found = {r["seed"]: r["status"] for _, r in records.find([runs_dir])}
     assert found == {0: "ok", 1: "ok"}
     with pytest.raises(BenchError, match="key=value"):
-        sweep_mod.parse_slurm(["partition"])
+        launchers.parse_slurm(["partition"])
+
+
+@pytest.mark.slow
+def test_a_preempted_submitit_job_is_requeued_and_resumes(runs_dir: Path, tmp_path: Path) -> None:
+    """submitit's local executor sends the job the preemption / time-limit signal mid-training: the
+    job is requeued as the same run with resume=true, which continues from its step checkpoint."""
+    pytest.importorskip("submitit")
+    runs = expand("emo", ["preset=smoke"], "mobilenetv2", "0")
+    runs = [[*runs[0], "trainer.enable_checkpointing=true", "checkpoint_every=1", "trainer.max_epochs=6"]]
+    (job,) = launchers.submit("emo", runs, {"cluster": "local", "timeout_min": 10}, tmp_path / "slurm")
+    deadline = time.time() + 300
+    while not list(runs_dir.glob("**/*.ckpt")) and time.time() < deadline and not job.done():
+        time.sleep(0.1)
+    assert not job.done(), "the run ended before a checkpoint: it needs more steps to be interrupted"
+    # what SLURM sends the job before its time limit or a preemption, to the process running it
+    # (the local executor's controller forwards it only at its own time limit)
+    (task_pid,) = subprocess.run(
+        ["pgrep", "-P", str(job._process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(int(task_pid), signal.SIGUSR2)
+    assert job.result() == 0
+    (record,) = [r for _, r in records.find([runs_dir])]
+    assert record["status"] == "ok" and record["cost"]["resumed_from"].endswith(".ckpt")
+    assert record["config"]["resume"] is True

@@ -1,6 +1,7 @@
-"""W&B: an agent's runs, built and started by wandb's own agent code, resolve to the intended
-configs and log them; read back with wandb's own reader. No test needs (or minds) credentials:
-every W&B process here runs offline or has W&B's sweep creation replaced."""
+"""W&B: the sweep spec generated for every task; an agent's runs, built and started by wandb's own
+agent code, resolve to the intended configs and log them; read back with wandb's own reader. No
+test needs (or minds) credentials: every W&B process here runs offline or has W&B's sweep creation
+replaced."""
 
 from __future__ import annotations
 
@@ -13,16 +14,14 @@ from pathlib import Path
 
 import pytest
 import wandb
-import yaml
 from wandb import wandb_agent
 
 from bench import sweep as sweep_mod
 from bench import tracking
 from bench.cli import _parser, main
-from bench.config import CONFIGS_DIR, resolve
+from bench.config import resolve
 from bench.registry import tasks
 
-SPECS = sorted((CONFIGS_DIR / "sweeps").glob("*.yaml"))
 WANDB = str(Path(sys.executable).parent / "wandb")
 
 
@@ -65,25 +64,21 @@ def cfg_value(cfg: dict, key: str):
     return cfg
 
 
-def test_every_task_has_a_sweep_spec() -> None:
-    assert {p.stem for p in SPECS} == set(tasks())
-
-
-@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("task", sorted(tasks()))
 @pytest.mark.parametrize("macro", ["args_no_hyphens", "args"])
 def test_agent_argv_resolves_to_the_intended_config(
-    path: Path, macro: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    task: str, macro: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wandb_agent, "AgentProcess", Recorded)
-    spec = yaml.safe_load(path.read_text())
-    spec["command"] = [c.replace("args_no_hyphens", macro) for c in spec["command"]]
-    assert spec["metric"]["name"] == tasks()[path.stem].primary
+    spec = sweep_mod.wandb_spec(task, sweep_mod.axes(task, [], seeds="0,1"))
+    goal = "maximize" if tasks()[task].higher_is_better else "minimize"
+    assert spec["metric"] == {"name": tasks()[task].primary, "goal": goal}
     assert spec["parameters"]["logger"] == {"value": "wandb"}, "an agent's runs log to W&B"
-    spec = sweep_mod.wandb_spec(path.stem, sweep_mod.grid(path.stem, [], seeds="0,1"))
+    spec["command"] = [c.replace("args_no_hyphens", macro) for c in spec["command"]]
     agent = agent_for(spec, monkeypatch, tmp_path)
     for i, point in enumerate(points(spec)):
         proc = start(agent, spec, point, f"run{i}")
-        assert proc.command[:3] == ["bench", "run", path.stem]
+        assert proc.command[:3] == ["bench", "run", task]
         assert proc.env["WANDB_RUN_ID"] == f"run{i}" and proc.env["WANDB_SWEEP_ID"] == "sweep1"
         ns, extra = _parser().parse_known_args(proc.command[1:])
         out = resolve(ns.task, ns.overrides + extra)
@@ -123,7 +118,7 @@ def test_an_agent_run_logs_config_summary_and_record(runs_dir: Path, tmp_path: P
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     over = ["preset=smoke", "trainer.log_every_n_steps=1"]  # a curve point at every step
-    spec = sweep_mod.wandb_spec("emo", sweep_mod.grid("emo", over, "mobilenetv2", "0"))
+    spec = sweep_mod.wandb_spec("emo", sweep_mod.axes("emo", over, "mobilenetv2", "0"))
     (point,) = points(spec)
     proc = start(agent_for(spec, monkeypatch, tmp_path), spec, point, "abc123")
     assert proc.wait(timeout=600) == 0

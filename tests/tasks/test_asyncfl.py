@@ -17,14 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from bench import config
+from bench.datasets.formats import write_cifar10
 from bench.errors import BenchError
 from bench.tasks.asyncfl.algorithms import AsyncSimulation, Setting, Trace, simulation
 from bench.tasks.asyncfl.data import FederatedDataModule, Federation, build, partition
+from bench.tasks.asyncfl.fixture import write_leaf
 from bench.tasks.asyncfl.local import LocalTrainer, RayTrainer, local_order
-from bench.tasks.asyncfl.method import LrWalk, settings
+from bench.tasks.asyncfl.method import FederatedMethod, LrWalk, settings
 from bench.tasks.asyncfl.model import FlatNet, build_net
 from bench.tasks.asyncfl.simulator import EventClock, Fleet, device_durations, sync_round
-from tests.formats import write_cifar10
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -290,6 +291,36 @@ def test_smoke_run_logs_every_study(bench_run) -> None:
     assert 0 < m["test/fast_share"] < 1 and m["test/lr_c8"] in (0.5, 1.0, 2.0)
 
 
+def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(smoke, tmp_path: Path) -> None:
+    _, fed, _ = smoke  # the federation of the smoke preset's data and seed
+    cfg = resolve("preset=smoke", "method=fedbuff")
+
+    def method() -> FederatedMethod:
+        torch.manual_seed(0)
+        module = FederatedMethod(cfg, algorithm="fedbuff", **cfg["methods"]["fedbuff"])
+        datamodule = FederatedDataModule(cfg)
+        datamodule.fed = fed
+        module.setup(datamodule)
+        return module
+
+    whole, steps = method(), 1
+    while not whole.step():
+        steps += 1
+    part = method()
+    for _ in range(steps // 2):
+        assert not part.step()
+    finished = sum(len(w.done) for walks in part.walks.values() for w in walks)
+    assert finished and part.sim.version > 0 and part.sim.deltas  # mid-simulation, some done
+    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    resumed = method()
+    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    left = 1
+    while not resumed.step():
+        left += 1
+    assert left == steps - steps // 2
+    assert resumed.results() == whole.results() and torch.equal(resumed.flat.flatten(), whole.flat.flatten())
+
+
 def test_impossible_sync_over_selection_is_refused(bench_run, capsys) -> None:
     args = ("preset=smoke", "method=fedavg", "sim.concurrency=[80]", "sim.horizon=[6.0]")
     code, _ = bench_run("asyncfl", *args)
@@ -322,24 +353,6 @@ def test_ray_workers_give_the_local_result(smoke) -> None:
         ray.shutdown()
     local = LocalTrainer(fed, net(), client, seed=3).train(clients, serials, x0)
     assert remote.abs().sum() > 0 and torch.equal(remote, local)
-
-
-def write_leaf(root: Path, users: int = 6, per_user: int = 12) -> Path:
-    """LEAF FEMNIST layout: root/{train,test}/*.json with users, num_samples, user_data."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", per_user), ("test", per_user // 2)):
-        (root / split).mkdir(parents=True)
-        names = [f"f{i:04d}_{i:02d}" for i in range(users)]
-        blob = {
-            "users": names,
-            "num_samples": [n] * users,
-            "user_data": {
-                u: {"x": rng.random((n, 784)).round(3).tolist(), "y": rng.integers(0, 62, n).tolist()}
-                for u in names
-            },
-        }
-        (root / split / f"all_data_0_niid_0_keep_0_{split}_9.json").write_text(json.dumps(blob))
-    return root
 
 
 REAL_SMALL = ["preset=smoke", "data.source=real", "data.val_size=5", "sim.concurrency=[2, 4]"]

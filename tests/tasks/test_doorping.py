@@ -1,6 +1,6 @@
 """doorping: the distillation losses (DM, DC, DD), the trigger, the defenses, the clean-distillation
-control, config errors, and the paper preset on a tiny CIFAR-10 fixture written as python pickle
-batches."""
+control, config errors, resuming from the checkpointed state, and the paper preset on a tiny
+CIFAR-10 fixture written as python pickle batches."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from bench.config import resolve
+from bench.datasets.formats import write_cifar10
 from bench.errors import BenchError
 from bench.tasks.doorping import attacks, control, distill
-from bench.tasks.doorping.data import load
+from bench.tasks.doorping.data import DistillDataModule, load
 from bench.tasks.doorping.method import DistillAttack
 from bench.tasks.doorping.model import ConvNet
-from tests.formats import write_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -190,6 +190,8 @@ def test_neural_cleanse_searches_a_range_covering_the_trigger() -> None:
     cfg = resolve("doorping", ["preset=smoke", "method=doorping"])
     run = DistillAttack(cfg, "doorping")
     run.lo, run.hi = torch.tensor([[[-0.8]]]), torch.tensor([[[2.0]]])
+    run.mask = attacks.patch_mask(1, 16, 2, 1)
+    run.trigger = torch.zeros(1, 16, 16)
     run.trigger[run.mask.bool()] = torch.tensor([-900.0, 1.0, 5.0, 0.0])
     lo, hi = run._nc_bounds()
     assert lo.item() == -900.0 and hi.item() == 5.0  # the background zeros do not count
@@ -210,6 +212,36 @@ def test_clean_stage_is_the_clean_run_and_asr_clean_is_logged(bench_run, tmp_pat
     code, record = bench_run("doorping", "method=doorping", "preset=smoke")
     assert code == 0 and 0 <= record["metrics"]["test/asr_clean"] <= 1
     assert record["artifacts"]["doorping/clean"]
+
+
+def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    """Two distillation iterations, the state through torch.save/load into a fresh instance (its
+    own setup done, as on resume), then the rest: the same results as a run never stopped."""
+    cfg = resolve("doorping", ["preset=smoke", "method=doorping"])
+    dm = DistillDataModule(cfg)
+    dm.setup("fit")
+
+    def fresh() -> DistillAttack:
+        run = DistillAttack(cfg, "doorping")
+        run.out_dir = tmp_path
+        run.setup(dm)
+        return run
+
+    whole = fresh()
+    while not whole.step():
+        pass
+    first = fresh()
+    assert not first.step() and not first.step()
+    torch.save(first.state_dict(), tmp_path / "loop.ckpt")
+    resumed = fresh()
+    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    steps = 0
+    while not resumed.step():
+        steps += 1
+    assert steps == cfg["distill"]["iterations"] - 2
+    assert torch.equal(resumed.syn, whole.syn) and torch.equal(resumed.trigger, whole.trigger)
+    assert resumed.results() == whole.results()
+    assert (tmp_path / "distilled.png").is_file()
 
 
 def test_dd_doorping_runs_at_smoke_with_both_defenses(bench_run) -> None:

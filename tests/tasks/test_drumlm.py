@@ -3,7 +3,6 @@ structural metrics, the Groove MIDI Dataset layout on a hand-written fixture, an
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import mido
@@ -14,6 +13,7 @@ from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.drumlm import grooves, notation
 from bench.tasks.drumlm.data import GrooveDataModule, nearest_cells
+from bench.tasks.drumlm.fixture import gmd, rock
 from bench.tasks.drumlm.metrics import (
     BarForm,
     Duplication,
@@ -31,17 +31,6 @@ ROCK = "x-x-x-x-x-x-x-x-"  # hi-hat eighths
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-
-
-def rock(bars: int) -> np.ndarray:
-    """Hi-hat eighths, kick on 1 and 3, snare on 2 and 4, a crash on the first beat."""
-    bar = np.zeros((16, 6), dtype=bool)
-    bar[::2, 2] = True
-    bar[[0, 8], 4] = True
-    bar[[4, 12], 3] = True
-    grid = np.concatenate([bar] * bars)
-    grid[0, 0] = True
-    return grid
 
 
 def midi_file(
@@ -265,49 +254,6 @@ def test_validity_and_duplication() -> None:
     d.update([completion])
     out = d.compute()
     assert out["dup_rate"].item() == 1.0 and out["dup_mean"].item() == 1.0
-
-
-def gmd(root: Path) -> Path:
-    """The Groove MIDI Dataset's layout: info.csv + drummerN/session/*.mid, beats and fills,
-    4/4 and 3/4, train / validation / test."""
-    rows = []
-    for i, (split, kind, sig, bars) in enumerate(
-        [
-            ("train", "beat", "4-4", 5),
-            ("train", "beat", "4-4", 4),
-            ("train", "fill", "4-4", 4),  # fills are not used
-            ("train", "beat", "3-4", 4),  # other meters are not used
-            ("train", "beat", "4-4", 2),  # too short for data.bars = 3
-            ("validation", "beat", "4-4", 4),
-            ("test", "beat", "4-4", 4),
-            ("test", "beat", "4-4", 3),
-        ]
-    ):
-        rel = Path("drummer1") / "session1" / f"{i + 1}_rock_120_{kind}_{sig}.mid"
-        (root / rel.parent).mkdir(parents=True, exist_ok=True)
-        grid = rock(bars)
-        grid[16 + i, 5] = True  # a tom in bar 2 makes every file distinct
-        notation.write_midi(grid, root / rel)
-        rows.append(
-            {
-                "drummer": "drummer1",
-                "session": "drummer1/session1",
-                "id": f"drummer1/session1/{i + 1}",
-                "style": "rock",
-                "bpm": 120,
-                "beat_type": kind,
-                "time_signature": sig,
-                "midi_filename": str(rel),
-                "audio_filename": "",
-                "duration": 8.0,
-                "split": split,
-            }
-        )
-    with open(root / "info.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
 
 
 def test_groove_midi_layout_is_read_in_its_split(tmp_path: Path) -> None:

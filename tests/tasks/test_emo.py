@@ -5,26 +5,12 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.emo.data import ImageDataModule
-
-
-def imagefolder(root: Path, classes: int = 2, per_class: int = 3) -> Path:
-    """A tiny ImageNet-layout tree: root/{train,val}/<class>/<n>.JPEG."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in range(classes):
-            folder = root / split / f"n0{c}"
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                pixels = rng.integers(0, 255, (40 + i, 48, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.JPEG")
-    return root
+from bench.tasks.emo.fixture import imagefolder
 
 
 def test_bundled_subset_is_fixed_resized_and_three_channel() -> None:
@@ -129,3 +115,76 @@ def test_cpu_claims_cover_both_matched_baselines_and_the_size_ordering() -> None
     ordering = {(c.than, c.method) for c in claims.values() if c.op == ">=" and c.than in EMO}
     assert ordering == set(itertools.pairwise(EMO))  # 1M <= 2M <= 5M <= 6M, each step judged
     assert set(EMO) <= set(read_preset("emo", "cpu")["methods"])
+
+
+def test_real_data_transforms_are_the_official_timm_ones(tmp_path: Path) -> None:
+    """zhangzjn/EMO configs/mobile/cls_emo.py: timm's create_transform with rand-m9-mstd0.5-inc1,
+    random (bilinear or bicubic) interpolation, flip 0.5, no color jitter (RandAugment disables it),
+    no random erasing; eval resizes to int(224 / 0.875) bicubic and center-crops 224."""
+    from PIL import Image
+    from timm.data.auto_augment import RandAugment
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+    from torchvision.transforms import CenterCrop, InterpolationMode, RandomHorizontalFlip, Resize
+
+    root = imagefolder(tmp_path / "imagenet")
+    args = [f"data.root={root}", "data.num_classes=2", "data.batch_size=2"]
+    dm = ImageDataModule(resolve("emo", ["preset=paper", "method=emo_1m", *args]))
+    dm.setup()
+    crop, flip, rand, *tail = dm.splits["train"].transform.transforms
+    assert isinstance(crop, RandomResizedCropAndInterpolation) and crop.size == (224, 224)
+    assert crop.interpolation == (InterpolationMode.BILINEAR, InterpolationMode.BICUBIC)
+    assert (crop.scale, crop.ratio) == ((0.08, 1.0), (3 / 4, 4 / 3))
+    assert isinstance(flip, RandomHorizontalFlip) and flip.p == 0.5
+    assert isinstance(rand, RandAugment) and rand.num_layers == 2 and len(rand.ops) == 15
+    assert {(op.magnitude, op.magnitude_std, op.prob) for op in rand.ops} == {(9, 0.5, 0.5)}
+    assert "PosterizeIncreasing" in {op.name for op in rand.ops}  # inc1
+    posterize = next(op for op in rand.ops if op.name == "PosterizeIncreasing")
+    bits = posterize.level_fn(10.0, posterize.hparams)  # m9 + noise reaches 10: keep 0 bits
+    black = posterize.aug_fn(Image.new("RGB", (8, 8), (200, 100, 50)), *bits)
+    assert bits == (0,) and black.getextrema() == ((0, 0),) * 3  # Pillow < 13's result, no error
+    assert [type(t).__name__ for t in tail] == ["MaybeToTensor", "Normalize"]
+    resize, center, *_ = dm.splits["val"].transform.transforms
+    assert isinstance(resize, Resize) and resize.size == int(224 / 0.875) == 256
+    assert resize.interpolation == InterpolationMode.BICUBIC
+    assert isinstance(center, CenterCrop) and center.size == (224, 224)
+    loader = dm.train_dataloader()
+    assert loader.num_workers == 0 and not loader.pin_memory  # no CUDA here
+    x, y = next(iter(loader))
+    assert x.shape == (2, 3, 224, 224) and y.shape == (2,)
+
+
+def test_auto_workers_are_the_runs_cores_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from bench.tasks.emo.data import num_workers
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setenv("BENCH_THREADS", "64")  # the official node: 64 cores, 8 GPUs
+    assert num_workers(None, on_cuda=True) == num_workers("auto", on_cuda=True) == 8
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("BENCH_THREADS", "8")  # a sweep's run on one of its GPUs: an 8th of the cores
+    assert num_workers(None, on_cuda=True) == 8
+    assert num_workers(None, on_cuda=False) == 0 and num_workers(3, on_cuda=True) == 3
+    assert resolve("emo", ["preset=paper"])["data"]["num_workers"] is None
+    with pytest.raises(BenchError, match="data.num_workers"):
+        num_workers("many", on_cuda=True)
+    dm = ImageDataModule(resolve("emo", ["preset=smoke", "data.num_workers=null"]))
+    dm.setup()
+    dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 0)))
+    monkeypatch.setenv("BENCH_THREADS", "2")
+    loader = dm.train_dataloader()  # what a CUDA run gets (built, not iterated: no GPU here)
+    assert loader.pin_memory and loader.num_workers == 2 and loader.persistent_workers
+
+
+def test_perf_loader_ratio_compares_like_with_like(tmp_path: Path) -> None:
+    """``make perf``'s loader figure: bench's loader and timm's on the same files, transform, batch
+    and worker count, so their ratio is the loaders' own."""
+    from bench.tasks.emo.perf import LOADER_BATCH, jpeg_folder, loaders
+
+    ours, theirs = loaders(jpeg_folder(tmp_path))
+    assert repr(ours.dataset.transform) == repr(theirs.dataset.transform)
+    assert sorted(ours.dataset.samples) == sorted(map(tuple, theirs.dataset.reader.samples))
+    assert ours.batch_size == theirs.batch_size == LOADER_BATCH
+    assert ours.num_workers == theirs.num_workers == 1

@@ -17,8 +17,10 @@ from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.getup import fallen
 from bench.tasks.getup.curriculum import Curriculum
+from bench.tasks.getup.data import GetUpData
 from bench.tasks.getup.env import GetUpEnv, tolerance
 from bench.tasks.getup.evaluate import stood, strategies
+from bench.tasks.getup.method import GetUpMethod
 from bench.tasks.getup.model import Replay
 from bench.tasks.getup.tracking import Reference, Tracking, evaluate_tracking
 
@@ -241,6 +243,35 @@ def test_success_needs_the_head_held_and_strategies_cluster() -> None:
     a, b = np.linspace(0, 1, 20), np.linspace(1, 0, 20)
     feats = [a, a + 0.01, b, b - 0.01, a + 0.02]
     assert strategies(feats, 0.15) == 2 and strategies(feats[:1], 0.15) == 1
+
+
+def started(cfg: dict) -> GetUpMethod:
+    method = GetUpMethod(cfg, **cfg["methods"][cfg["method"]])
+    data = GetUpData(cfg)
+    data.setup("fit")
+    torch.manual_seed(cfg["seed"])  # the networks' initialisation, as the run seeds it
+    method.setup(data)
+    return method
+
+
+def finish(method: GetUpMethod) -> dict[str, float]:
+    while not method.step():
+        pass
+    return method.results()
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    cfg = resolve("getup", ["preset=smoke", "method=weak_from_scratch"])
+    whole = finish(started(cfg))
+    part = started(cfg)
+    for _ in range(3):  # 150 steps: SAC updating (from 64), in the middle of an episode (40 steps)
+        assert not part.step()
+    assert part.updates > 0 and part.obs is not None
+    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    resumed = started(cfg)
+    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    assert resumed.t == 150
+    assert finish(resumed) == whole
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,8 @@ import torch
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.girl import envs, maml, prd
-from bench.tasks.girl.data import build
+from bench.tasks.girl.data import TaskFamilyModule, build
+from bench.tasks.girl.method import GiRLMethod
 from bench.tasks.girl.psro import Population
 
 RNG = np.random.default_rng(0)
@@ -214,6 +215,33 @@ def test_inner_step_improves_a_task_return() -> None:
     after = maml.rollout(fam.train, adapted, 0.37, tasks, 200, 20, gen)
     assert after.returns.mean() > before.returns.mean() + 0.5
     assert list(fam.rare) == [9, 10, 11]
+
+
+def started(cfg: dict) -> GiRLMethod:
+    method = GiRLMethod(cfg, **cfg["methods"][cfg["method"]])
+    data = TaskFamilyModule(cfg)
+    data.setup("fit")
+    method.setup(data)
+    return method
+
+
+def finish(method: GiRLMethod) -> dict[str, float]:
+    while not method.step():
+        pass
+    return method.results()
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path) -> None:
+    cfg = resolve("girl", ["preset=smoke", "method=girl"])
+    whole = finish(started(cfg))
+    part = started(cfg)
+    for _ in range(3):  # into the second PSRO round (smoke: 8 meta-steps, 4 policies)
+        assert not part.step()
+    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    resumed = started(cfg)
+    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    assert len(resumed.pop.policies) == 1
+    assert finish(resumed) == whole
 
 
 def test_bad_configs_are_one_clear_error(bench_run, capsys) -> None:

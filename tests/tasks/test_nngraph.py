@@ -4,14 +4,15 @@ CIFAR-10 format on a tiny fixture, and the errors of bad input."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from bench.config import resolve
+from bench.datasets.formats import write_cifar10, write_mnist
 from bench.errors import BenchError
 from bench.tasks.nngraph import features, graphs, images, perf
-from tests.formats import write_cifar10, write_mnist
 
 
 def tiny_net() -> list[np.ndarray]:
@@ -74,6 +75,37 @@ def test_design_holds_levels_and_changes_since_epoch_one() -> None:
     h = features.design(tables, ("hparams",), 1, 1)
     np.testing.assert_array_equal(h, features.design(tables, ("hparams",), 4, 1))
     assert list(features.labels(tables["final_acc"])) == [0, 0, 1]
+
+
+def test_a_predictor_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    import torch
+
+    from bench.tasks.nngraph.method import Predictor
+
+    n_snaps = 3
+    cfg = resolve("nngraph", ["preset=smoke", "population.epochs=3", f"population.snapshots={n_snaps}"])
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.1, 0.9, 16)
+    tables = {"final_acc": acc}
+    for family in ("degree", "centrality"):
+        tables[family] = rng.normal(size=(16, n_snaps, 7)) + acc[:, None, None] * np.arange(n_snaps)[:, None]
+    datamodule = SimpleNamespace(tables=tables)
+
+    def predictor() -> Predictor:
+        method = Predictor(cfg, families=["degree", "centrality"])
+        method.setup(datamodule)
+        return method
+
+    whole = predictor()
+    assert [whole.step() for _ in range(n_snaps)] == [False, False, True]
+    part = predictor()
+    assert not part.step()
+    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    resumed = predictor()
+    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    assert [resumed.step() for _ in range(n_snaps - 1)] == [False, True]  # k = 2, 3: not from k = 1
+    assert resumed.results() == whole.results() and resumed.cost() == whole.cost()
+    assert whole.results()["acc_k3"] > 0.5
 
 
 def test_real_cifar_runs_end_to_end(bench_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

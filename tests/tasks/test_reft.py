@@ -1,69 +1,27 @@
 """reft: the real format (COCO + TFA's cocosplit files) on a tiny fixture, end to end; the
 synthetic writer's TFA sampling; the references, the bank, the distillation and nAP/bAP units;
-and bad inputs."""
+resuming from the checkpointed state; and bad inputs."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.reft.data import FewShotCocoDataModule, ann_mask
 from bench.tasks.reft.evaluate import draw, split_ap
+from bench.tasks.reft.fixture import write_coco
 from bench.tasks.reft.scenes import tfa_kshot
-
-CATS = [
-    {"id": 1, "name": "person"},
-    {"id": 3, "name": "car"},
-    {"id": 17, "name": "cat"},
-    {"id": 67, "name": "dining table"},
-]
-
-
-def _coco(folder: Path, sub: str, ids: range, rng) -> dict:
-    """Images 40 x 56 (JPEG, as COCO's) with 1-2 polygon instances each."""
-    (folder / "coco" / sub).mkdir(parents=True, exist_ok=True)
-    images, anns = [], []
-    for iid in ids:
-        name = f"COCO_{sub}_{iid:012d}.jpg"
-        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(folder / "coco" / sub / name)
-        images.append({"id": iid, "file_name": name, "height": 40, "width": 56})
-        for j in range(1 + iid % 2):
-            x, y = 4 + 20 * j, 6
-            poly = [x, y, x + 14, y, x + 14, y + 20, x, y + 20]
-            cat = CATS[(iid + j) % len(CATS)]["id"]
-            anns.append(
-                {
-                    "id": iid * 10 + j,
-                    "image_id": iid,
-                    "category_id": cat,
-                    "segmentation": [poly],
-                    "bbox": [x, y, 14, 20],
-                    "area": 280.0,
-                    "iscrowd": 0,
-                }
-            )
-    return {"images": images, "annotations": anns, "categories": CATS}
 
 
 @pytest.fixture
 def coco_root(tmp_path: Path) -> Path:
     """COCO 2014 with TFA's splits in TFA's layout, two novel classes (one name with a space)."""
-    rng = np.random.default_rng(0)
-    split = tmp_path / "cocosplit" / "datasplit"
-    split.mkdir(parents=True)
-    train = _coco(tmp_path, "trainval2014", range(1, 25), rng)
-    (split / "trainvalno5k.json").write_text(json.dumps(train))
-    (split / "5k.json").write_text(json.dumps(_coco(tmp_path, "val2014", range(100, 106), rng)))
-    for (k, name), coco in tfa_kshot(train, [10], 0).items():
-        (tmp_path / "cocosplit" / f"full_box_{k}shot_{name}_trainval.json").write_text(json.dumps(coco))
-    return tmp_path
+    return write_coco(tmp_path)
 
 
 def _real_cfg(root: Path) -> list[str]:
@@ -252,6 +210,44 @@ def test_bn_statistics_and_references_train_in_base_training(coco_root: Path) ->
         assert ref.attn.out_proj.weight.abs().sum() > 0
 
 
+def test_a_killed_base_stage_resumes_from_its_checkpoint(
+    coco_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Base training killed after two of four steps (its state saved every step), then rerun in a
+    process of another global random state: it continues from step two and ends with the weights
+    of a run never stopped."""
+    from bench.tasks.reft import base
+    from bench.tasks.reft.model import REFS, FewShotMask2Former
+
+    cfg, dm = _fixture_dm(coco_root)
+    o = cfg["base"] | {"steps": 4}
+
+    def train(seed: int, state: Path | None) -> FewShotMask2Former:
+        torch.manual_seed(seed)
+        model = FewShotMask2Former(cfg["model"], dm.num_classes, REFS)
+        base.train_steps(model, dm.base_train, 4, o, torch.Generator().manual_seed(seed), state, every_s=0.0)
+        return model
+
+    whole = train(0, None)
+    calls, episode = [], base.episode
+
+    def dies_in_step_three(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return episode(*args, **kwargs)
+
+    monkeypatch.setattr(base, "episode", dies_in_step_three)
+    state = tmp_path / "train.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(0, state)
+    assert torch.load(state, weights_only=False)["step"] == 2
+    monkeypatch.setattr(base, "episode", episode)
+    resumed = train(1, state)
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+
+
 def test_support_and_query_images_are_disjoint(coco_root: Path, monkeypatch) -> None:
     """Every episode's support images differ from its query images, in base training and in
     fine-tuning (read off the images each step loads); the test's support is the K-shot set,
@@ -317,6 +313,49 @@ def test_reference_weights_move_in_finetuning(coco_root: Path) -> None:
     for ref in ("feature_ref", "instance_ref"):
         w = f"{ref}.attn.in_proj_weight"
         assert not torch.equal(model.state_dict()[w], start[w])
+
+
+def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(
+    coco_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """RefT stopped inside its iFSIS phase (teacher, optimiser, episode generator mid-way), its
+    state through torch.save/load into a fresh instance of another process's global random state,
+    then finished: the same weights per phase and the same results as a run never stopped (the
+    flips draw from the global generator, which the state carries)."""
+    from bench.tasks.reft.base import base_stage
+    from bench.tasks.reft.method import FewShotMethod
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg, dm = _fixture_dm(coco_root)
+    base_stage(cfg, dm)  # built before either run: building reseeds the global generator
+
+    def fresh() -> FewShotMethod:
+        run = FewShotMethod(cfg, refs=("feature", "instance"), distill=True)
+        run.out_dir = tmp_path
+        run.setup(dm)
+        return run
+
+    torch.manual_seed(0)
+    whole = fresh()
+    while not whole.step():
+        pass
+    torch.manual_seed(0)
+    first = fresh()
+    steps = cfg["finetune"]["steps"]
+    for _ in range(2 * steps + 1):  # fsis and gfsis done, one step into ifsis
+        assert not first.step()
+    assert first.phase["name"] == "ifsis_k10" and first.phase["teacher"] is not None
+    torch.save(first.state_dict(), tmp_path / "loop.ckpt")
+    torch.manual_seed(1)
+    resumed = fresh()
+    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    while not resumed.step():
+        pass
+    assert resumed.states.keys() == whole.states.keys()
+    for name, state in whole.states.items():
+        assert all(torch.equal(v, resumed.states[name][k]) for k, v in state.items()), name
+    np.testing.assert_equal(resumed.results(), whole.results())
+    assert (tmp_path / "predictions.png").is_file()
 
 
 def test_base_distillation_vanishes_only_at_the_teacher() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -17,6 +16,7 @@ from bench.errors import BenchError
 from bench.tasks.reliant.akd import AKDStudent, EmbD
 from bench.tasks.reliant.alpha import chosen_alpha
 from bench.tasks.reliant.data import FairGraphDataModule
+from bench.tasks.reliant.fixture import nifty
 from bench.tasks.reliant.method import Student
 from bench.tasks.reliant.metrics import GraphMetrics
 from bench.tasks.reliant.model import approx_bias, soft_step, step_coefficients
@@ -26,21 +26,6 @@ from bench.tasks.reliant.teacher import teacher
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-
-
-def nifty(root: Path, name: str = "bail", nodes: int = 60, sens: str = "WHITE", label: str = "RECID") -> Path:
-    """A small dataset in NIFTY's published layout: <name>.csv (features, label and sensitive
-    columns) and <name>_edges.txt (node pairs written as floats, as NIFTY's files are)."""
-    rng = np.random.default_rng(0)
-    folder = root / name
-    folder.mkdir(parents=True)
-    df = pd.DataFrame(rng.normal(size=(nodes, 4)), columns=["AGE", "TIME", "PRIORS", "EDUC"])
-    df[sens] = rng.integers(0, 2, nodes)
-    df[label] = rng.integers(0, 2, nodes)
-    df.to_csv(folder / f"{name}.csv", index=False)
-    pairs = np.stack([np.arange(nodes), (np.arange(nodes) + 1) % nodes], 1).astype(float)
-    np.savetxt(folder / f"{name}_edges.txt", pairs, fmt="%.18e")
-    return root
 
 
 def test_published_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:

@@ -86,7 +86,13 @@ class Simulation:
     """Shared bookkeeping: model, server optimizer, clock, the evaluation grid and when to stop.
 
     ``cap`` is the best val time to target the lr search has found so far: a candidate whose val
-    accuracy has not reached the target by then cannot be chosen and stops there (plus the hold)."""
+    accuracy has not reached the target by then cannot be chosen and stops there (plus the hold).
+
+    The federation, the model's functional form and the client trainer are the run's, shared by
+    its simulations (the trainer may hold Ray handles): a pickled simulation leaves them out and
+    is detached until ``attach`` gives them back."""
+
+    CONTEXT = ("fed", "net", "trainer")
 
     def __init__(
         self, fed: Federation, net: FlatNet, trainer: LocalTrainer, fleet: Fleet, x0: torch.Tensor, **kw
@@ -162,6 +168,17 @@ class Simulation:
     def close(self) -> None:
         """Drop what only a running simulation needs; the trace, model and fleet stay."""
         self.models = None
+        self.attach(None, None, None)
+
+    def attach(self, fed: Federation | None, net: FlatNet | None, trainer: LocalTrainer | None) -> None:
+        self.fed, self.net, self.trainer = fed, net, trainer
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k not in self.CONTEXT}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self.attach(None, None, None)
 
 
 class AsyncSimulation(Simulation):

@@ -19,7 +19,6 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from bench.datasets import cifar10, fashion_mnist
-from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 
 
@@ -169,7 +168,7 @@ def _femnist(root: Path, d: dict, rng: np.random.Generator) -> Federation:
 
 
 class FederatedDataModule(L.LightningDataModule):
-    """Serves the federation (``self.fed``) to the method, ticks to fit, and the test split to test."""
+    """Holds the federation (``self.fed``) the method simulates, and serves its test split."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
@@ -183,9 +182,6 @@ class FederatedDataModule(L.LightningDataModule):
                 raise BenchError(
                     f"labels reach {int(self.fed.y.max())} but data.num_classes={self.fed.classes}"
                 )
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(Ticks(), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(

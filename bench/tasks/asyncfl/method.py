@@ -1,8 +1,7 @@
-"""The methods as LightningModules with manual optimization: each ``training_step`` is one server
-update of the current simulation. A run simulates each setting it studies (every concurrency of
-``sim.concurrency``; at the highest one every ``sim.sigmas`` and, for FedBuff, every
-``sim.buffers``), searches the server lr per setting on the val split, and reports the test-split
-figures of the chosen lr."""
+"""The methods as loop methods: each ``step`` is one server update of the current simulation. A run
+simulates each setting it studies (every concurrency of ``sim.concurrency``; at the highest one
+every ``sim.sigmas`` and, for FedBuff, every ``sim.buffers``), searches the server lr per setting on
+the val split, and reports the test-split figures of the chosen lr."""
 
 from __future__ import annotations
 
@@ -10,12 +9,12 @@ import math
 
 import numpy as np
 import torch
-from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from bench.errors import BenchError
-from bench.method import TrainedMethod
+from bench.method import LoopMethod, count_params
 from bench.tasks.asyncfl.algorithms import Setting, Simulation, simulation
+from bench.tasks.asyncfl.local import trainer_for
 from bench.tasks.asyncfl.model import FlatNet, build_net
 
 STUDIES = ("concurrency", "sigma", "buffer")
@@ -88,17 +87,19 @@ class LrWalk:
         return len(self.grid) > 1 and self.best(target) in (0, len(self.grid) - 1)
 
 
-class FederatedMethod(TrainedMethod):
+class FederatedMethod(LoopMethod):
     """One federated algorithm (``fedbuff`` | ``fedasync`` | ``sync``) across its settings; the
     preset's ``methods:`` section of this method arrives as keyword arguments: the server
     ``optimizer``, the momentum ``arms`` (each its own lr grid; several arms are tuned together,
-    the best per setting chosen on val) and the ``studies`` it runs."""
+    the best per setting chosen on val) and the ``studies`` it runs.
+
+    Its state is the lr searches (each finished simulation's trace and model) and the running
+    simulation; the federation and the model's functional form are rebuilt by ``setup``."""
 
     def __init__(
         self, cfg: dict, algorithm: str, optimizer: str, arms: list[dict], studies: list[str]
     ) -> None:
         super().__init__(cfg)
-        self.automatic_optimization = False
         self.algorithm, self.optimizer = algorithm, optimizer
         d = cfg["data"]
         self.target = cfg["sim"]["target_acc"]
@@ -116,17 +117,23 @@ class FederatedMethod(TrainedMethod):
         self.net = build_net(cfg["model"]["arch"], d["input_dim"], d["num_classes"], cfg["model"]["hidden"])
         self.flat = FlatNet(self.net)
         self.sim: Simulation | None = None
-        self.test_acc = MulticlassAccuracy(d["num_classes"], average="micro")
-        self.summary = torch.nn.ModuleDict()
+        self.running: tuple[LrWalk, int] | None = None  # the walk and grid index of ``sim``
 
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            fed = self.trainer.datamodule.fed
-            if fed.x.shape[1] != self.cfg["data"]["input_dim"]:
-                raise BenchError(
-                    f"examples have {fed.x.shape[1]} features, data.input_dim={self.cfg['data']['input_dim']}"
-                )
-            self.x0 = self.flat.flatten()
+    def setup(self, datamodule) -> None:
+        self.datamodule, self.fed = datamodule, datamodule.fed
+        if (dim := self.fed.x.shape[1]) != self.cfg["data"]["input_dim"]:
+            raise BenchError(f"examples have {dim} features, data.input_dim={self.cfg['data']['input_dim']}")
+        self.x0 = self.flat.flatten()
+
+    def state_dict(self) -> dict:
+        return {"walks": self.walks, "queue": self.queue, "sim": self.sim, "running": self.running}
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+        if self.sim is not None:
+            cfg = self.cfg
+            trainer = trainer_for(cfg["sim"]["engine"], self.fed, self.flat, cfg["client"], cfg["seed"])
+            self.sim.attach(self.fed, self.flat, trainer)
 
     def _cap(self, setting: Setting) -> float:
         """The best val time to target found so far in this setting (over all arms)."""
@@ -146,11 +153,10 @@ class FederatedMethod(TrainedMethod):
             if i is None:
                 self.queue.pop(0)
                 continue
-            fed = self.trainer.datamodule.fed
             self.sim = simulation(
                 self.cfg,
                 self.algorithm,
-                fed,
+                self.fed,
                 self.flat,
                 self.x0,
                 setting,
@@ -159,38 +165,48 @@ class FederatedMethod(TrainedMethod):
                 walk.momentum,
                 cap=self._cap(setting),
             )
-            self._running = (walk, i)
+            self.running = (walk, i)
             return True
         return False
 
-    def training_step(self, batch, batch_idx):
-        if self.sim is None and not self._start_next():
-            self.trainer.should_stop = True
-            return None
-        sim = self.sim
-        if sim.step():
-            walk, i = self._running
-            walk.done[i] = sim
-            if walk.best(self.target) == i:  # a candidate for the choice: its test curve is needed
-                sim.fill_test()
-            sim.close()
-            self.sim = None
-        # The run's divergence watch reads a "loss"; a diverging server lr is a result of the
-        # search (that candidate is never chosen), so the watch sees a constant.
-        return {"loss": torch.zeros(())}
+    def step(self) -> bool:
+        """One server update of the running simulation (the first one started on the first step);
+        True when the last simulation of every lr search is over. A diverging server lr is a
+        result of the search (that candidate is never chosen), not a diverged run."""
+        if self.sim is None:
+            self._start_next()
+        if not self.sim.step():
+            return False
+        walk, i = self.running
+        walk.done[i] = self.sim
+        if walk.best(self.target) == i:  # a candidate for the choice: its test curve is needed
+            self.sim.fill_test()
+        self.sim.close()
+        self.sim = self.running = None
+        return not self._start_next()
 
-    def on_fit_end(self) -> None:
-        self.chosen: dict[Setting, tuple[LrWalk, Simulation]] = {}
+    def results(self) -> dict[str, float]:
+        """The chosen lr's test figures per setting; ``acc``: the highest concurrency's chosen
+        model on the test loader."""
+        chosen: dict[Setting, tuple[LrWalk, Simulation]] = {}
         for setting, walks in self.walks.items():
             pick = min((w for w in walks if w.done), key=lambda w: w.best_key(self.target))
-            self.chosen[setting] = (pick, pick.done[pick.best(self.target)])
+            chosen[setting] = (pick, pick.done[pick.best(self.target)])
         hi = self.labels[f"c{max(self.cfg['sim']['concurrency'])}"]
-        self.flat.load(self.chosen[hi][1].x)
+        net = self.net.to(self.device)
+        self.flat.load(chosen[hi][1].x)
+        acc = MulticlassAccuracy(self.cfg["data"]["num_classes"], average="micro").to(self.device)
+        with torch.no_grad():
+            for x, y in self.datamodule.test_dataloader():
+                acc.update(net(x.to(self.device)), y.to(self.device))
+        return {"acc": float(acc.compute())} | self.summary(chosen)
 
-    def summary_values(self) -> dict[str, float]:
+    def summary(self, chosen: dict[Setting, tuple[LrWalk, Simulation]]) -> dict[str, float]:
+        """Per setting label: time, updates and downloads to the target on test, whether it was
+        reached, final accuracy, the chosen lr and momentum; then the run-level figures."""
         out = {}
         for label, setting in self.labels.items():
-            walk, sim = self.chosen[setting]
+            walk, sim = chosen[setting]
             t, updates, trips, reached = sim.trace.to_target("test", self.target)
             out |= {f"time_{label}": t, f"updates_{label}": updates, f"trips_{label}": trips}
             out |= {f"reached_{label}": float(reached), f"acc_{label}": sim.trace.test[-1]}
@@ -202,28 +218,12 @@ class FederatedMethod(TrainedMethod):
             "time_to_target_hi": out[f"time_{hi}"],
             "updates_to_target_hi": out[f"updates_{hi}"],
             "scaling": out[f"time_{lo}"] / max(out[f"time_{hi}"], 1e-9),
-            "lr_edges": float(sum(w.on_edge(self.target) for w, _ in self.chosen.values())),
+            "lr_edges": float(sum(w.on_edge(self.target) for w, _ in chosen.values())),
         }
-        return out | idle_bias(self.chosen[self.labels[hi]][1])
+        return out | idle_bias(chosen[self.labels[hi]][1])
 
-    def on_test_start(self) -> None:
-        for k in self.summary_values():
-            key = k.replace(".", "_")
-            if key not in self.summary:
-                self.summary[key] = MeanMetric().to(self.device)
-
-    def test_step(self, batch, batch_idx):
-        x, y = batch
-        self.test_acc(self.net(x), y)
-        self.log("test/acc", self.test_acc)
-        if batch_idx == 0:
-            for k, v in self.summary_values().items():
-                metric = self.summary[k.replace(".", "_")]
-                metric.update(v)
-                self.log(f"test/{k}", metric)
-
-    def configure_optimizers(self):
-        return None
+    def cost(self) -> dict:
+        return {"params": count_params(self.net)}
 
 
 def distance(a: Setting, b: Setting) -> float:

@@ -12,6 +12,8 @@ TASK = Task(
     "FedBuff: Federated Learning with Buffered Asynchronous Aggregation (AISTATS 2022)",
     url="https://arxiv.org/abs/2111.04877",
     datamodule="bench.tasks.asyncfl.data:FederatedDataModule",
+    fixture="bench.tasks.asyncfl.fixture:fixture",
+    datasets=("fashion-mnist",),
     primary="test/time_to_target_hi",
     higher_is_better=False,
     headline=("test/time_sigma0", "test/time_sigma1.5"),

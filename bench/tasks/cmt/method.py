@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.artifacts import cached
+from bench.artifacts import cached, find
 from bench.errors import BenchError
 from bench.method import TrainedMethod
 from bench.tasks.cmt.losses import DetectionLoss, decode
@@ -45,10 +45,6 @@ def drop(batch: dict, lidar: torch.Tensor, camera: torch.Tensor) -> dict:
 WARM = {"lidar": ("bev_backbone.", "bev_embedding."), "camera": ("img_backbone.", "rv_embedding.")}
 
 
-class Stage1MissingError(BenchError):
-    """A warm-started fusion run found no trained single-modality model of its seed."""
-
-
 class CMTMethod(TrainedMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
@@ -78,15 +74,13 @@ class CMTMethod(TrainedMethod):
             return
         states = {}
         for modality in ("lidar", "camera"):
-
-            def missing(folder, modality=modality) -> None:
-                raise Stage1MissingError(
+            folder = find("cmt", f"{modality}_model", self.single_config(modality))
+            if folder is None:
+                raise BenchError(
                     f"warm start: no trained cmt_{modality} model for seed {self.cfg['seed']} at this "
                     f"config; run cmt_lidar and cmt_camera first (bench sweep cmt --methods "
                     "cmt_lidar,cmt_camera,cmt,cmt_nomask)"
                 )
-
-            folder = cached("cmt", f"{modality}_model", self.single_config(modality), missing)
             states[modality] = torch.load(folder / "model.pt", weights_only=True)
         own = self.model.state_dict()
         for modality, prefixes in WARM.items():

@@ -39,11 +39,11 @@ def clean_set(cfg: dict, images: Images, device: torch.device) -> dict[str, torc
     from bench.tasks.doorping.method import DistillAttack  # the method imports this module
 
     def build(folder) -> None:
-        run = DistillAttack(cfg, "clean").to(device)
+        run = DistillAttack(cfg, "clean")
+        run.device = device
         run.prepare(images)
-        with torch.enable_grad():
-            for it in range(cfg["distill"]["iterations"]):
-                run.distill_step(it)
+        for it in range(cfg["distill"]["iterations"]):
+            run.distill_step(it)
         _save(folder, run.syn, run.raw_lrs)
 
     folder = artifacts.cached("doorping", "clean", sub_config(cfg), build, VERSION)

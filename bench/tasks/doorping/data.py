@@ -2,8 +2,8 @@
 
 ``data.source=bundled``: Fashion-MNIST (Debian package), a fixed per-class subset of the training
 images (the pool distillation draws from) and of the test images. ``data.source=real``: CIFAR-10
-python pickle batches read from ``<root>/cifar-10-batches-py``. Fit is one item per distillation
-iteration; test serves the test split.
+python pickle batches read from ``<root>/cifar-10-batches-py``. The method distils from the
+pool; the test loader serves the test split.
 """
 
 from __future__ import annotations
@@ -86,8 +86,7 @@ def load(d: dict) -> Images:
 
 
 class DistillDataModule(L.LightningDataModule):
-    """Serves ``self.images`` to the method, one index per distillation iteration to fit, and the
-    test split to test."""
+    """Holds ``self.images`` for the method, and serves the test split to test."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
@@ -97,9 +96,6 @@ class DistillDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.images is None:
             self.images = load(self.cfg["data"])
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(range(self.cfg["distill"]["iterations"]), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
         im = self.images

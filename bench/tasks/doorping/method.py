@@ -1,9 +1,10 @@
-"""Backdoored dataset distillation as one LightningModule with manual optimization.
+"""Backdoored dataset distillation as a loop method.
 
-Each ``training_step`` is one distillation iteration (DM or DC, ``distill.algorithm``) of the
-synthetic set on the (poisoned) real pool; at fit end fresh ConvNets are trained on the synthetic
-set, and ``test_step`` measures their clean test accuracy (CTA) and attack success rate (ASR).
-The methods differ only in ``attack``: clean | naive | doorping | doorping_clamped.
+Each ``step`` is one distillation iteration (DM, DC or DD, ``distill.algorithm``) of the synthetic
+set on the (poisoned) real pool; the last step trains fresh ConvNets on the synthetic set and runs
+the defenses, and ``results`` measures their clean test accuracy (CTA) and attack success rate
+(ASR) on the test split. The methods differ only in ``attack``: clean | naive | doorping |
+doorping_clamped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from bench.errors import BenchError
-from bench.method import TrainedMethod
+from bench.method import LoopMethod
 from bench.tasks.doorping import attacks, control, defenses, distill
 from bench.tasks.doorping.data import Images
 from bench.tasks.doorping.model import build_net
@@ -49,57 +50,52 @@ def check_config(cfg: dict) -> None:
         raise BenchError("distill.ipc, distill.iterations and eval.nets must be >= 1")
 
 
-class DistillAttack(TrainedMethod):
-    """Distil ``data`` into ``distill.ipc`` images per class under attack ``attack``."""
+class DistillAttack(LoopMethod):
+    """Distil ``data`` into ``distill.ipc`` images per class under attack ``attack``: one step
+    per distillation iteration, then one step that trains and defends the evaluation nets."""
 
     def __init__(self, cfg: dict, attack: str) -> None:
         super().__init__(cfg)
         if attack not in ATTACKS:
             raise BenchError(f"unknown attack {attack!r}: choose one of {', '.join(ATTACKS)}")
         check_config(cfg)
-        self.automatic_optimization = False
         self.attack = attack
-        d, s = cfg["data"], cfg["distill"]
-        c, size = d["num_classes"], d["image_size"]
-        self.syn = nn.Parameter(torch.zeros(c * s["ipc"], d["channels"], size, size))
-        self.register_buffer("syn_labels", torch.arange(c).repeat_interleave(s["ipc"]))
-        # DD's learned step sizes, softplus-parametrised (inverse softplus of the initial value)
-        t = s["dd_steps"] * s["dd_epochs"]
-        self.raw_lrs = nn.Parameter(torch.full((t,), float(np.log(np.expm1(s["dd_lr"])))))
-        self.register_buffer("trigger", torch.zeros(d["channels"], size, size))
-        a = cfg["attack"]
-        self.register_buffer("mask", attacks.patch_mask(d["channels"], size, a["patch"], a["margin"]))
-        self.eval_nets = nn.ModuleList()
-        self.test_cta = MulticlassAccuracy(c, average="micro")
-        self.test_asr = MulticlassAccuracy(c, average="micro")
-        self.test_asr_all = MulticlassAccuracy(c, average="micro")
-        # the final trigger on control nets trained on a clean distillation of the same seed
-        self.test_asr_clean = MulticlassAccuracy(c, average="micro")
-        self.control_nets: nn.ModuleList | list = []
-        self.test_fp_cta = MulticlassAccuracy(c, average="micro")  # after fine-pruning
-        self.test_fp_asr = MulticlassAccuracy(c, average="micro")
-        self.fp_nets: nn.ModuleList = nn.ModuleList()
-        self.fp_pruned: list[float] = []
         self.gen = torch.Generator().manual_seed(cfg["seed"])
+        self.it = 0  # distillation iterations done
         self.trigger_steps = 0
         self.distill_s = 0.0
+        self.eval_nets: list[nn.Module] = []
+        # the final trigger on control nets trained on a clean distillation of the same seed
+        self.control_nets: list[nn.Module] = []
+        self.fp_nets: list[nn.Module] = []  # after fine-pruning
+        self.fp_pruned: list[float] = []
+        self.nc_index: list[float] = []
+        self.nc_flagged: list[float] = []
 
     @property
     def doorping(self) -> bool:
         return self.attack.startswith("doorping")
 
-    # ---- fit: distillation ----
-    def on_fit_start(self) -> None:
-        self.prepare(self.trainer.datamodule.images)
+    # ---- distillation ----
+    def setup(self, datamodule) -> None:
+        self.dm = datamodule
+        self.prepare(datamodule.images)
 
     def prepare(self, im: Images) -> None:
-        """Poison the real pool (per the attack) and initialise the synthetic set and its optimiser."""
+        """Poison the real pool (per the attack) and initialise the synthetic set, the trigger and
+        the optimiser, on ``self.device``."""
         d, a, s = self.cfg["data"], self.cfg["attack"], self.cfg["distill"]
-        if im.x.shape[1:] != self.syn.shape[1:]:
-            raise BenchError(
-                f"images are {tuple(im.x.shape[1:])}, the config says {tuple(self.syn.shape[1:])}"
-            )
-        dev = self.device
+        c, size, dev = d["num_classes"], d["image_size"], self.device
+        shape = (d["channels"], size, size)
+        if im.x.shape[1:] != shape:
+            raise BenchError(f"images are {tuple(im.x.shape[1:])}, the config says {shape}")
+        self.syn = torch.zeros(c * s["ipc"], *shape, device=dev, requires_grad=True)
+        self.syn_labels = torch.arange(c, device=dev).repeat_interleave(s["ipc"])
+        # DD's learned step sizes, softplus-parametrised (inverse softplus of the initial value)
+        t = s["dd_steps"] * s["dd_epochs"]
+        self.raw_lrs = torch.full((t,), float(np.log(np.expm1(s["dd_lr"]))), device=dev, requires_grad=True)
+        mask = attacks.patch_mask(d["channels"], size, a["patch"], a["margin"])
+        self.mask = mask.to(dev)
         self.lo, self.hi = im.lo.to(dev), im.hi.to(dev)
         self.x, self.y = im.x.clone().to(dev), im.y.clone().to(dev)
         rng = np.random.default_rng(self.cfg["seed"])
@@ -107,9 +103,9 @@ class DistillAttack(TrainedMethod):
             dev
         )
         if self.doorping:
-            self.trigger.copy_(attacks.random_trigger(self.mask.cpu(), im.lo, im.hi, self.gen))
+            self.trigger = attacks.random_trigger(mask, im.lo, im.hi, self.gen).to(dev)
         else:  # the clean run is measured against NAIVEATTACK's trigger
-            self.trigger.copy_(attacks.white_trigger(self.mask, self.hi))
+            self.trigger = attacks.white_trigger(self.mask, self.hi)
         if self.attack != "clean":
             self.x[self.poison] = attacks.stamp(self.x[self.poison], self.trigger, self.mask)
             self.y[self.poison] = a["target"]
@@ -150,12 +146,16 @@ class DistillAttack(TrainedMethod):
         loss.backward()
         self.opt_img.step()
 
-    def training_step(self, batch, batch_idx):
+    def step(self) -> bool:
+        """One distillation iteration; after the last, the evaluation nets and the defenses."""
+        if self.it == self.cfg["distill"]["iterations"]:
+            self.evaluate()
+            return True
         t0 = time.perf_counter()
-        loss = self.distill_step(batch_idx)
+        self.loss = float(self.distill_step(self.it).detach())
         self.distill_s += time.perf_counter() - t0
-        self.log("train/loss", loss.detach(), prog_bar=True)
-        return {"loss": loss.detach()}
+        self.it += 1
+        return False
 
     def distill_step(self, it: int) -> torch.Tensor:
         """One distillation iteration of ``distill.algorithm``; returns its loss."""
@@ -231,21 +231,21 @@ class DistillAttack(TrainedMethod):
         self._syn_step(loss)
         return loss
 
-    def on_fit_end(self) -> None:
+    def evaluate(self) -> None:
         """Train ``eval.nets`` fresh ConvNets on the synthetic set, and as many control nets on the
         clean distillation of the same seed (the shared stage; the clean run's own nets are its
         controls, and it offers its set to the stage); run the defenses; save the set as a PNG."""
         syn, raw_lrs = self.syn.detach(), self.raw_lrs.detach()
-        self.eval_nets.extend(self._trained_nets(syn, raw_lrs))
+        self.eval_nets = self._trained_nets(syn, raw_lrs)
         if self.attack == "clean":
             control.offer(self.cfg, syn, raw_lrs)
             self.control_nets = self.eval_nets
         else:
-            clean = control.clean_set(self.cfg, self.trainer.datamodule.images, self.device)
-            self.control_nets = nn.ModuleList(self._trained_nets(clean["syn"], clean["raw_lrs"]))
+            clean = control.clean_set(self.cfg, self.dm.images, self.device)
+            self.control_nets = self._trained_nets(clean["syn"], clean["raw_lrs"])
         self._neural_cleanse()
         self._fine_prune()
-        self._save_grid(Path(self.trainer.default_root_dir) / "distilled.png")
+        self._save_grid(self.out_dir / "distilled.png")
 
     def _trained_nets(self, syn: torch.Tensor, raw_lrs: torch.Tensor) -> list[nn.Module]:
         """``eval.nets`` fresh ConvNets trained on ``syn`` by the official recipe (DD: replaying its
@@ -254,12 +254,11 @@ class DistillAttack(TrainedMethod):
         syn, raw_lrs = syn.to(self.device), raw_lrs.to(self.device)
         for _ in range(e["nets"]):
             net = self._net()
-            with torch.enable_grad():
-                if self.cfg["distill"]["algorithm"] == "dd":
-                    w = distill.dd_unroll(net, self._dd_steps(syn), F.softplus(raw_lrs), False)
-                    net.load_state_dict({k: v.detach() for k, v in w.items()})
-                else:
-                    distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
+            if self.cfg["distill"]["algorithm"] == "dd":
+                w = distill.dd_unroll(net, self._dd_steps(syn), F.softplus(raw_lrs), False)
+                net.load_state_dict({k: v.detach() for k, v in w.items()})
+            else:
+                distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
             nets.append(net.eval())
         return nets
 
@@ -267,17 +266,16 @@ class DistillAttack(TrainedMethod):
         """Fine-pruning on copies of the first ``defense.nets`` evaluation nets, with
         ``defense.fp_images`` clean real images of the pool (the defender's data)."""
         d = self.cfg["defense"]
-        self.fp_nets, self.fp_pruned = nn.ModuleList(), []
+        self.fp_nets, self.fp_pruned = [], []
         if not d["fine_pruning"]:
             return
-        im = self.trainer.datamodule.images
+        im = self.dm.images
         pick = torch.randperm(len(im.x), generator=self.gen)[: d["fp_images"]]
         x, y = im.x[pick].to(self.device), im.y[pick].to(self.device)
-        with torch.enable_grad():
-            for net in self.eval_nets[: d["nets"]]:
-                pruned = copy.deepcopy(net).requires_grad_(True)
-                self.fp_pruned.append(defenses.fine_prune(pruned, x, y, d, self.gen))
-                self.fp_nets.append(pruned)
+        for net in self.eval_nets[: d["nets"]]:
+            pruned = copy.deepcopy(net).requires_grad_(True)
+            self.fp_pruned.append(defenses.fine_prune(pruned, x, y, d, self.gen))
+            self.fp_nets.append(pruned)
 
     def _neural_cleanse(self) -> None:
         """Neural Cleanse on every evaluation net: the target class's anomaly index, and whether
@@ -286,18 +284,17 @@ class DistillAttack(TrainedMethod):
         self.nc_index, self.nc_flagged = [], []
         if not d["neural_cleanse"]:
             return
-        im, target = self.trainer.datamodule.images, self.cfg["attack"]["target"]
+        im, target = self.dm.images, self.cfg["attack"]["target"]
         x = im.x_test[: d["images"]].to(self.device)
         bounds = self._nc_bounds()
-        with torch.enable_grad():
-            for net in self.eval_nets[: d["nets"]]:
-                net.requires_grad_(False)
-                norms = defenses.reverse_mask_norms(
-                    net, x, self.cfg["data"]["num_classes"], *bounds, (self.lo + self.hi) / 2, d
-                )
-                idx = defenses.anomaly_index(norms, target)
-                self.nc_index.append(idx)
-                self.nc_flagged.append(float(idx > d["threshold"] and int(norms.argmin()) == target))
+        for net in self.eval_nets[: d["nets"]]:
+            net.requires_grad_(False)
+            norms = defenses.reverse_mask_norms(
+                net, x, self.cfg["data"]["num_classes"], *bounds, (self.lo + self.hi) / 2, d
+            )
+            idx = defenses.anomaly_index(norms, target)
+            self.nc_index.append(idx)
+            self.nc_flagged.append(float(idx > d["threshold"] and int(norms.argmin()) == target))
 
     def _nc_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-channel range Neural Cleanse searches patterns in: valid pixels
@@ -316,7 +313,7 @@ class DistillAttack(TrainedMethod):
     def _save_grid(self, path: Path) -> None:
         from torchvision.utils import save_image
 
-        im = self.trainer.datamodule.images
+        im = self.dm.images
         mean, std = im.mean.view(1, -1, 1, 1).to(self.device), im.std.view(1, -1, 1, 1).to(self.device)
         syn = self.syn.detach()
         both = torch.cat([syn, attacks.stamp(syn, self.trigger, self.mask)])
@@ -324,59 +321,52 @@ class DistillAttack(TrainedMethod):
         # one row per class: the distilled images, then below them the same images with the trigger
         save_image((both * std + mean).clamp(0, 1), path, nrow=self.cfg["distill"]["ipc"])
 
-    # ---- test: CTA and ASR of the fresh networks ----
-    def test_step(self, batch, batch_idx):
-        x, y = batch
-        target = self.cfg["attack"]["target"]
-        xt = attacks.stamp(x, self.trigger, self.mask)
-        to_target = torch.full_like(y, target)
-        keep = y != target
-        for net in self.eval_nets:
-            self.test_cta(net(x), y)
-            logits_t = net(xt)
-            self.test_asr_all(logits_t, to_target)
-            if keep.any():
-                self.test_asr(logits_t[keep], to_target[keep])
-        for net in self.control_nets:
-            if keep.any():
-                self.test_asr_clean(net(xt[keep]), to_target[keep])
-        for net in self.fp_nets:
-            self.test_fp_cta(net(x), y)
-            if keep.any():
-                self.test_fp_asr(net(xt[keep]), to_target[keep])
-        self.log_dict(
-            {
-                "test/cta": self.test_cta,
-                "test/asr": self.test_asr,
-                "test/asr_all": self.test_asr_all,
-                "test/asr_clean": self.test_asr_clean,
-            }
-        )
-        if self.fp_nets:
-            self.log_dict({"test/fp_cta": self.test_fp_cta, "test/fp_asr": self.test_fp_asr})
-
-    def on_test_epoch_end(self) -> None:
-        patch = self.trigger[self.mask.bool()]
-        im = self.trainer.datamodule.images
-        px = (self.trigger * im.std.view(-1, 1, 1).to(self.device) + im.mean.view(-1, 1, 1).to(self.device))[
-            self.mask.bool()
-        ]
-        self.log_dict(
-            {
-                "test/trigger_min": patch.min(),
-                "test/trigger_max": patch.max(),
-                "test/trigger_px_min": px.min(),
-                "test/trigger_px_max": px.max(),
-            }
-        )
+    # ---- results: CTA and ASR of the fresh networks on the test split ----
+    @torch.inference_mode()
+    def results(self) -> dict[str, float]:
+        c, target = self.cfg["data"]["num_classes"], self.cfg["attack"]["target"]
+        names = ("cta", "asr", "asr_all", "asr_clean") + (("fp_cta", "fp_asr") if self.fp_nets else ())
+        acc = {n: MulticlassAccuracy(c, average="micro").to(self.device) for n in names}
+        for x, y in self.dm.test_dataloader():
+            x, y = x.to(self.device), y.to(self.device)
+            xt = attacks.stamp(x, self.trigger, self.mask)
+            to_target = torch.full_like(y, target)
+            keep = y != target
+            for net in self.eval_nets:
+                acc["cta"](net(x), y)
+                logits_t = net(xt)
+                acc["asr_all"](logits_t, to_target)
+                if keep.any():
+                    acc["asr"](logits_t[keep], to_target[keep])
+            for net in self.control_nets:
+                if keep.any():
+                    acc["asr_clean"](net(xt[keep]), to_target[keep])
+            for net in self.fp_nets:
+                acc["fp_cta"](net(x), y)
+                if keep.any():
+                    acc["fp_asr"](net(xt[keep]), to_target[keep])
+        out = {n: float(m.compute()) for n, m in acc.items()}
+        on = self.mask.bool()
+        im = self.dm.images
+        px = self.trigger * im.std.view(-1, 1, 1).to(self.device) + im.mean.view(-1, 1, 1).to(self.device)
+        out |= {
+            "trigger_min": float(self.trigger[on].min()),
+            "trigger_max": float(self.trigger[on].max()),
+            "trigger_px_min": float(px[on].min()),
+            "trigger_px_max": float(px[on].max()),
+        }
         if self.nc_index:
-            self.log("test/nc_anomaly", float(np.mean(self.nc_index)))
-            self.log("test/nc_detected", float(np.mean(self.nc_flagged)))
+            out |= {
+                "nc_anomaly": float(np.mean(self.nc_index)),
+                "nc_detected": float(np.mean(self.nc_flagged)),
+            }
         if self.fp_pruned:
-            self.log("test/fp_pruned", float(np.mean(self.fp_pruned)))
+            out["fp_pruned"] = float(np.mean(self.fp_pruned))
+        return out
 
-    def configure_optimizers(self):
-        return None
+    def state_dict(self) -> dict:
+        """The instance less the datamodule, which ``setup`` hands again on resume."""
+        return {k: v for k, v in super().state_dict().items() if k != "dm"}
 
     def cost(self) -> dict:
         iters = self.cfg["distill"]["iterations"]

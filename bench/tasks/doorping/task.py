@@ -9,11 +9,13 @@ TASK = Task(
     paper="Backdoor Attacks Against Dataset Distillation (Liu et al., NDSS 2023)",
     url="https://arxiv.org/abs/2301.01197",
     datamodule="bench.tasks.doorping.data:DistillDataModule",
+    fixture="bench.tasks.doorping.fixture:fixture",
+    datasets=("fashion-mnist",),
     primary="test/asr",
     higher_is_better=True,
     # the control, utility, the trigger's pixel range (valid pixels: [0, 1]) and a defense
     headline=("test/asr_clean", "test/cta", "test/trigger_px_max", "test/fp_asr"),
-    distributed=False,  # distillation + evaluation nets trained in hooks, per rank: DDP runs diverge
+    distributed=False,  # a loop method (bench/method.py): one process steps the distillation
     methods=(
         Method(
             "clean", METHOD, "no attack; ASR measured with NAIVEATTACK's white patch", {"attack": "clean"}

@@ -11,6 +11,8 @@ TASK = Task(
     "(Zhang & Callison-Burch, AAAI 2023 workshop on Creative AI Across Modalities)",
     url="https://arxiv.org/abs/2301.01162",
     datamodule="bench.tasks.drumlm.data:GrooveDataModule",
+    fixture="bench.tasks.drumlm.fixture:fixture",
+    ddp_batch="data.batch_size",
     primary="test/stability_bars_gap",
     higher_is_better=False,
     methods=(

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from bench import cost
 from bench.method import TrainedMethod
+from bench.optim import scaled_lr
 from bench.tasks.emo.model import EMO_VARIANTS, build_model
 from bench.tasks.emo.task import LOGGED
 
@@ -34,7 +35,8 @@ def images_per_s(model: nn.Module, size: int, batch: int) -> float:
     timed passes (one thread of a shared machine: a rough figure)."""
     was_training = model.training
     model.eval()
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    device = next(model.parameters()).device
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     model(x)
     reps = max(1, 8 // batch)
     t0 = time.perf_counter()
@@ -121,7 +123,13 @@ class ImageClassifier(TrainedMethod):
         # As timm does for the paper: no weight decay on norms and biases.
         decay = [p for p in self.parameters() if p.ndim > 1]
         no_decay = [p for p in self.parameters() if p.ndim <= 1]
-        lr = self.base_lr * self.cfg["data"]["batch_size"] / o["lr_batch"]
+        lr = scaled_lr(
+            self.base_lr,
+            o["lr_batch"],
+            self.cfg["data"]["batch_size"],
+            self.cfg["trainer"],
+            self.trainer.world_size,
+        )
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
             lr=lr,

@@ -1,14 +1,10 @@
 """The get-up data: the character's environment and its pools of fallen start states (training
-and test), served to the method; ticks drive its training loop (one ``training_step`` = a block
-of environment steps and SAC updates). Nothing is read from disk: the simulator is the data."""
+and test), served to the method. Nothing is read from disk: the simulator is the data."""
 
 from __future__ import annotations
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader
 
-from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 from bench.tasks.getup import fallen
 from bench.tasks.getup.env import GetUpEnv
@@ -30,10 +26,3 @@ class GetUpData(L.LightningDataModule):
             d = self.cfg["data"]
             self.env = GetUpEnv(d)
             self.train_pool, self.test_pool = fallen.pools(d)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(Ticks(), batch_size=None)
-
-    def test_dataloader(self) -> DataLoader:
-        # One batch: the test states' indices.
-        return DataLoader([torch.arange(self.cfg["data"]["test_states"])], batch_size=None)

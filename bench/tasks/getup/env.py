@@ -136,6 +136,13 @@ class GetUpEnv:
         self.strength = 1.0
         self.obs_dim = len(self.observe())
 
+    def __getstate__(self) -> dict:
+        """Everything but the ``mujoco`` module, so a method's checkpoint holds the simulator."""
+        return {k: v for k, v in vars(self).items() if k != "mj"}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state, mj=require_mujoco())
+
     def set_kd(self, kd: float) -> None:
         """The PD servos' damping (control units per rad/s; pd mode)."""
         self.model.actuator_biasprm[:, 2] = -kd * self.gear

@@ -19,18 +19,22 @@ def mlp(inp: int, out: int, hidden: list[int]) -> nn.Sequential:
 
 
 class Actor(nn.Module):
-    """tanh(N(mu, sigma)): actions in [-1, 1] (the env scales them by the strength)."""
+    """tanh(N(mu, sigma)): actions in [-1, 1] (the env scales them by the strength). The noise is
+    drawn from the caller's CPU generator, so a run's draws are the same on any device; no
+    generator: the mean action."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], log_std: tuple[float, float]) -> None:
         super().__init__()
         self.net = mlp(obs_dim, 2 * act_dim, hidden)
         self.lo, self.hi = log_std
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_std = self.net(obs).chunk(2, -1)
         log_std = self.lo + 0.5 * (self.hi - self.lo) * (torch.tanh(log_std) + 1)
         std = log_std.exp()
-        u = mu if deterministic else mu + std * torch.randn_like(mu)
+        u = mu if gen is None else mu + std * torch.randn(mu.shape, generator=gen).to(mu.device)
         a = torch.tanh(u)
         logp = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         logp = logp - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)  # tanh Jacobian
@@ -61,9 +65,10 @@ class Agent(nn.Module):
         self.target_entropy = -float(act_dim)
 
     @torch.no_grad()
-    def act(self, obs, deterministic: bool = False):
-        a, _ = self.actor(torch.as_tensor(obs)[None], deterministic)
-        return a[0].numpy()
+    def act(self, obs, gen: torch.Generator | None = None):
+        """The action (numpy) for one observation: sampled with ``gen``, the mean without."""
+        a, _ = self.actor(torch.as_tensor(obs, device=self.log_alpha.device)[None], gen)
+        return a[0].cpu().numpy()
 
 
 class Replay(nn.Module):
@@ -96,5 +101,5 @@ class Replay(nn.Module):
         return min(int(self.count), self.size)
 
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        idx = torch.randint(len(self), (n,), generator=gen)
+        idx = torch.randint(len(self), (n,), generator=gen).to(self.obs.device)
         return self.obs[idx], self.act[idx], self.rew[idx], self.nxt[idx], self.terminal[idx]

@@ -19,7 +19,7 @@ def save_rollout(method, strength: float) -> Path | None:
     """Roll the method's policy out from the first test state and write ``rollout.gif`` in the
     run folder; returns its path, or None where rendering is unavailable."""
     r = method.cfg["render"]
-    pool, env = method.trainer.datamodule.test_pool, method.env
+    pool, env = method.test_pool, method.env
     ep = rollout(
         env,
         method.policy(method.agent),
@@ -28,7 +28,8 @@ def save_rollout(method, strength: float) -> Path | None:
         strength,
         method.cfg["eval"]["steps"],
     )
-    out = Path(method.trainer.default_root_dir) / "rollout.gif"
+    method.out_dir.mkdir(parents=True, exist_ok=True)
+    out = method.out_dir / "rollout.gif"
     with tempfile.TemporaryDirectory() as tmp:
         poses = Path(tmp) / "poses.npy"
         np.save(poses, ep["qpos"][:: r["every"]])

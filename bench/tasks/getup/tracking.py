@@ -36,9 +36,13 @@ class Reference:
         self.duration = t[-1]
         self.splines = {k: CubicSpline(t, v, axis=0) for k, v in frames.items()}
 
+    def length(self, kappa: float, dt: float) -> int:
+        """Frames of the motion played at ``kappa`` x its speed, every ``dt``."""
+        return int(np.floor(self.duration / (kappa * dt) + 1e-9)) + 1
+
     def warped(self, kappa: float, dt: float) -> dict[str, np.ndarray]:
         """The motion played at ``kappa`` x its speed, every ``dt``."""
-        s = np.arange(int(np.floor(self.duration / (kappa * dt) + 1e-9)) + 1) * kappa * dt
+        s = np.arange(self.length(kappa, dt)) * kappa * dt
         out = {k: f(s) for k, f in self.splines.items()}
         out["qvel"] = kappa * out["qvel"]
         return out
@@ -94,12 +98,8 @@ class Tracking:
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         ref = self.refs[rng.integers(len(self.refs))]
         kappa = rng.uniform(self.t["kappa_min"], self.t["kappa_max"])
-        n = len(ref.warped(kappa, self.env.dt)["qpos"])
+        n = ref.length(kappa, self.env.dt)
         return self.start(ref, kappa, int(rng.integers(n)) if rng.random() < self.t["rsi_eps"] else 0)
-
-    @property
-    def tracking(self) -> bool:
-        return self.k < self.length
 
     def target(self, i: int) -> np.ndarray:
         """The target pose at step ``i``: joint angles, centre-of-mass height, torso orientation."""

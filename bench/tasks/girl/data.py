@@ -12,9 +12,7 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
-from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 from bench.tasks.girl import envs
 
@@ -56,7 +54,7 @@ def build(d: dict, horizon: int) -> Family:
 
 
 class TaskFamilyModule(L.LightningDataModule):
-    """Serves ``self.family`` to the method, ticks to fit and one batch of task ids to test."""
+    """Holds ``self.family``, the task family the method trains and tests on."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
@@ -66,10 +64,3 @@ class TaskFamilyModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.family is None:
             self.family = build(self.cfg["data"], self.cfg["optim"]["horizon"])
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(Ticks(), batch_size=None)
-
-    def test_dataloader(self) -> DataLoader:
-        # One batch: the training tasks' indices (the harness counts test samples by its length).
-        return DataLoader([torch.arange(len(self.family.p0))], batch_size=None)

@@ -99,10 +99,9 @@ class CheetahVel:
     """HalfCheetah velocity tasks on gymnasium, one MuJoCo env per episode of the batch."""
 
     def __init__(self, goals: torch.Tensor, horizon: int, ctrl: float, env_id: str) -> None:
-        self.gym = require_mujoco()
         self.goals, self.horizon, self.ctrl, self.env_id = goals, horizon, ctrl, env_id
         self.envs: list = []
-        probe = self.gym.make(env_id)
+        probe = require_mujoco().make(env_id)
         self.obs_dim = probe.observation_space.shape[0]
         self.act_dim = probe.action_space.shape[0]
         probe.close()
@@ -110,7 +109,7 @@ class CheetahVel:
     def reset(self, tasks: torch.Tensor, n: int) -> torch.Tensor:
         self.shape, count = (len(tasks), n), len(tasks) * n
         while len(self.envs) < count:
-            self.envs.append(self.gym.make(self.env_id))
+            self.envs.append(require_mujoco().make(self.env_id))
         self.v_goal = self.goals[tasks][:, None].expand(self.shape).reshape(-1).numpy()
         seeds = np.random.randint(0, 2**31 - 1, count)
         obs = [e.reset(seed=int(s))[0] for e, s in zip(self.envs[:count], seeds, strict=True)]

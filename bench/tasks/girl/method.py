@@ -1,6 +1,6 @@
-"""GiRL and its baselines as one LightningModule with manual optimization: each ``training_step``
-is one meta-update of the PSRO loop (``psro.Population``); ``test_step`` runs the few-shot test
-protocol (pick-then-adapt) on the training tasks and the held-out ones and logs what it measures.
+"""GiRL and its baselines as one loop method: each ``step`` is one meta-update of the PSRO loop
+(``psro.Population``); ``results`` runs the few-shot test protocol (pick-then-adapt) on the
+training tasks and the held-out ones.
 
 The methods differ only in their ``methods.<name>`` section, which the run passes as keyword
 arguments: eps (0 = the adversary stays at p0), the population size, warm starts, and whether the
@@ -11,33 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics import MeanMetric
 
 from bench.errors import BenchError
-from bench.method import TrainedMethod
+from bench.method import LoopMethod
 from bench.tasks.girl import maml, prd
 from bench.tasks.girl.psro import Population
 
-METRICS = (
-    "worst",
-    "nominal",
-    "uniform",
-    "rare",
-    "heldout",
-    "last_worst",
-    "oracle_worst",
-    "adversary_shift",
-    "rprd_lp_gap",
-    "test_episodes",
-)
 
-
-class GiRLMethod(TrainedMethod):
-    """PSRO with a first-order MAML oracle (eps > 0), or a baseline (see module doc)."""
+class GiRLMethod(LoopMethod):
+    """PSRO with a first-order MAML oracle (eps > 0), or a baseline (see module doc). The family's
+    tensors stay on the CPU: its rollouts are many tiny batched steps."""
 
     def __init__(self, cfg: dict, *, eps: float, policies: int, warm_start: bool, meta: bool) -> None:
         super().__init__(cfg)
-        self.automatic_optimization = False
         self.m = {"eps": eps, "policies": policies, "warm_start": warm_start, "meta": meta}
         o = cfg["optim"]
         if policies < 1 or o["meta_steps"] < policies:
@@ -46,31 +32,24 @@ class GiRLMethod(TrainedMethod):
             raise BenchError(f"eps={eps} must lie in [0, 2] (L1)")
         if cfg["eval"]["pick"] < 1:
             raise BenchError(f"eval.pick={cfg['eval']['pick']} must be >= 1 episode per policy")
-        self.pop: Population | None = None
-        self.summary = torch.nn.ModuleDict({k: MeanMetric() for k in METRICS})
 
-    def setup(self, stage: str) -> None:
+    def setup(self, datamodule) -> None:
         # The batched tensors are tiny: a second intra-op thread only waits on the first, and on a
         # shared machine the threads' contention made runs 7x slower (docs/tasks/girl.md, Budget).
         torch.set_num_threads(self.cfg["optim"]["threads"])
-        if self.pop is None:
-            fam = self.trainer.datamodule.family
-            self.pop = Population(
-                fam.train, fam.p0, self.m, self.cfg["optim"], self.cfg["game"], self.cfg["seed"]
-            )
+        self.family = fam = datamodule.family
+        o, g = self.cfg["optim"], self.cfg["game"]
+        self.pop = Population(fam.train, fam.p0, self.m, o, g, self.cfg["seed"])
 
-    def training_step(self, batch, batch_idx):
-        loss = self.pop.step()
-        if self.pop.done:
-            self.trainer.should_stop = True
-        return {"loss": loss}
+    def step(self) -> bool:
+        self.loss = float(self.pop.step())
+        return self.pop.done
 
-    def evaluate(self) -> dict[str, float]:
+    def results(self) -> dict[str, float]:
         """Pick-then-adapt with the population on the training tasks (nominal, uniform, rare and the
         worst case within eval.eps of p0) and the held-out ones; diagnostics: the last policy alone
         and the oracle pick."""
-        e, o = self.cfg["eval"], self.cfg["optim"]
-        fam = self.trainer.datamodule.family
+        e, o, fam = self.cfg["eval"], self.cfg["optim"], self.family
         gen = torch.Generator().manual_seed(self.cfg["seed"] + e["seed_offset"])
         p0 = fam.p0.double().numpy()
         pols = self.pop.policies
@@ -97,20 +76,8 @@ class GiRLMethod(TrainedMethod):
             "test_episodes": float(pick_cost + o["episodes"]),
         }
 
-    def test_step(self, batch, batch_idx):
-        # Adaptation needs gradients, which Lightning's test loop switches off.
-        with torch.inference_mode(False), torch.enable_grad():
-            values = self.evaluate()
-        for k, v in values.items():
-            self.summary[k].update(v)
-            self.log(f"test/{k}", self.summary[k])
-
-    def configure_optimizers(self):
-        return None
-
     def cost(self) -> dict:
-        pols = self.pop.policies if self.pop else []
         return {
-            "params": sum(p.numel() for pol in pols for p in pol),
-            "train_episodes": self.pop.episodes if self.pop else 0,
+            "params": sum(p.numel() for pol in self.pop.policies for p in pol),
+            "train_episodes": self.pop.episodes,
         }

@@ -3,10 +3,12 @@ base classes (novel instances stay in the images, unannotated, as in TFA's COCO 
 RefT's two references trained on base-class support episodes (each dropped on a share of the
 steps, so the same base serves plain fine-tuning and every RefT variant), and the base classes'
 references computed from base images, stored for iFSIS (which sees no base data afterwards).
-Cached by ``bench.artifacts.cached`` under its own sub-config."""
+Cached by ``bench.artifacts.cached`` under its own sub-config; its training checkpoints itself
+into the stage's progress folder, so a killed build resumes."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +17,9 @@ import torch
 from bench import artifacts
 from bench.tasks.reft.data import SYNTHETIC_KEYS, Instances, collate
 from bench.tasks.reft.model import REFS, FewShotMask2Former
+
+# The base stage's artifact version: a change of what the stage computes for one sub-config.
+VERSION = 2
 
 
 def on(device: torch.device, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, list[dict]]:
@@ -87,11 +92,18 @@ def episode(model, ds, episodes: Episodes, n_query: int, n_support: int, refs, g
     return images, targets, model(images, refs=refs, bank=bank), refs
 
 
-def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator) -> float:
+def train_steps(
+    model, ds, steps: int, o: dict, gen: torch.Generator, state: Path | None = None, every_s: float = 600.0
+) -> float:
     """``steps`` AdamW steps of Mask2Former's loss on batches drawn from ``ds``: linear warm-up
     over ``o["warmup"]`` steps, then linear decay to zero; Mask2Former's grad-norm clipping. Each
     reference is dropped on a share ``o["ref_drop"]`` of the steps (independently), so the base
-    model learns to work with both, either and neither. Returns images per second."""
+    model learns to work with both, either and neither. Returns images per second.
+
+    With ``state`` (a file), the loop's whole state (model, optimizer, schedule, step, the episode
+    generator and the global random state the flips draw from) is saved there every ``every_s``
+    seconds and, when the file exists, training continues from it: a killed paper-scale base stage
+    (368,750 steps) resumes where it stopped and ends as an uninterrupted one."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
     warm = o["warmup"]
@@ -101,9 +113,12 @@ def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator) -> float:
         return min(1.0, (s + 1) / warm if warm else 1.0) * (1 - s / steps)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    start = 0
+    if state is not None and state.exists():
+        start = _restore(torch.load(state, weights_only=False), model, opt, sched, gen)
     model.train()
-    t0 = time.perf_counter()
-    for _ in range(steps):
+    t0 = saved = time.perf_counter()
+    for step in range(start, steps):
         refs = tuple(r for r in REFS if float(torch.rand((), generator=gen)) >= o["ref_drop"])
         images, targets, out, _ = episode(model, ds, episodes, o["batch_size"], o["support_batch"], refs, gen)
         loss = sum(model.loss(images, targets, out).values())
@@ -114,7 +129,35 @@ def train_steps(model, ds, steps: int, o: dict, gen: torch.Generator) -> float:
         sched.step()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"base training loss became {float(loss)}")
-    return steps * o["batch_size"] / (time.perf_counter() - t0)
+        if state is not None and step + 1 < steps and time.perf_counter() - saved >= every_s:
+            torch.save(_snapshot(step + 1, model, opt, sched, gen), state.with_suffix(".tmp"))
+            os.replace(state.with_suffix(".tmp"), state)
+            saved = time.perf_counter()
+    return (steps - start) * o["batch_size"] / (time.perf_counter() - t0)
+
+
+def _snapshot(step: int, model, opt, sched, gen: torch.Generator) -> dict:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return {
+        "step": step,
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "gen": gen.get_state(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": cuda,
+    }
+
+
+def _restore(snap: dict, model, opt, sched, gen: torch.Generator) -> int:
+    model.load_state_dict(snap["model"])
+    opt.load_state_dict(snap["opt"])
+    sched.load_state_dict(snap["sched"])
+    gen.set_state(snap["gen"])
+    torch.set_rng_state(snap["rng"])
+    if snap["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(snap["cuda_rng"])
+    return snap["step"]
 
 
 def per_class_subset(ds: Instances, per_class: int, num_classes: int) -> Instances:
@@ -146,7 +189,8 @@ def base_stage(cfg: dict, dm) -> Path:
         device = torch.device("cuda" if gpu else "cpu")
         model = FewShotMask2Former(cfg["model"], dm.num_classes, REFS).to(device)
         t0 = time.perf_counter()
-        rate = train_steps(model, dm.base_train, b["steps"], b, gen)
+        state = artifacts.progress("reft", "base", sub, version=VERSION) / "train.pt"
+        rate = train_steps(model, dm.base_train, b["steps"], b, gen, state)
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
         subset = per_class_subset(dm.base_train, b["bank_images"], dm.num_base)
         sums = support_sums(model, subset, device)
@@ -155,4 +199,4 @@ def base_stage(cfg: dict, dm) -> Path:
         (folder / "train_images_per_s.txt").write_text(f"{rate:.3f}\n")
         (folder / "build_s.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
 
-    return artifacts.cached("reft", "base", sub, build, version=2)
+    return artifacts.cached("reft", "base", sub, build, version=VERSION)

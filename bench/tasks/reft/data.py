@@ -15,7 +15,6 @@ from pycocotools import mask as mask_utils
 from torch.utils.data import DataLoader, Dataset
 
 from bench import artifacts
-from bench.datasets.ticks import Ticks
 from bench.errors import BenchError
 from bench.tasks.reft.scenes import write_synthetic
 
@@ -100,8 +99,8 @@ def collate(items: list[dict]) -> tuple[torch.Tensor, list[dict]]:
 
 class FewShotCocoDataModule(L.LightningDataModule):
     """Base training set (base annotations only), TFA K-shot sets per (K, seed, classes), and the
-    test set (every class annotated). Training draws its own batches (see the method), so the
-    train loader only ticks."""
+    test set (every class annotated). Training draws its own episodes from these sets (see
+    ``base.py``); the test loader serves the test set."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
@@ -170,9 +169,6 @@ class FewShotCocoDataModule(L.LightningDataModule):
         index = {cid: i for cid, i in self.index.items() if not novel_only or i >= self.num_base}
         coco = {"images": list(images.values()), "annotations": anns}
         return Instances(coco, self.folder, index, self.d, flip=True)
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(Ticks(), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test, batch_size=self.batch, collate_fn=collate)

@@ -1,6 +1,6 @@
 """The methods: one run loads the shared base model and fine-tunes it once per (protocol, K),
-one fine-tuning step per ``training_step`` (manual optimization); the test evaluates every
-fine-tuned model (and the base model) on the test images.
+each phase from the base weights with its own optimiser, one fine-tuning step per ``step``; the
+results evaluate every fine-tuned model (and the base model) on the test images.
 
 Protocols (the paper's three settings, TFA's K-shot files of the run's seed):
 - ``fsis``: fine-tune on the novel classes' K shots; evaluated on the novel classes (nAP).
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bench.errors import BenchError
-from bench.method import TrainedMethod
-from bench.tasks.reft.base import Episodes, base_stage, episode, support_sums
+from bench.method import LoopMethod
+from bench.tasks.reft.base import Episodes, base_stage, episode, on, support_sums
 from bench.tasks.reft.evaluate import draw, new_metric, split_ap, targets_for_map
 from bench.tasks.reft.model import REFS, FewShotMask2Former
 
@@ -75,10 +74,11 @@ def ref_move(model, start: dict) -> float:
     return (num / den) ** 0.5 if den else float("nan")
 
 
-class FewShotMethod(TrainedMethod):
+class FewShotMethod(LoopMethod):
     """Mask2Former fine-tuning with the references in ``refs`` (none: the mask2former_ft baseline),
     RefT's base distillation in iFSIS if ``distill``, over the ``protocols`` it runs (a control
-    method may run one)."""
+    method may run one). A loop method: a run is several fine-tunings of one base model, each
+    with its own optimiser (and teacher), all evaluated at the end."""
 
     def __init__(
         self,
@@ -88,7 +88,6 @@ class FewShotMethod(TrainedMethod):
         protocols: tuple[str, ...] = PROTOCOLS,
     ) -> None:
         super().__init__(cfg)
-        self.automatic_optimization = False
         self.refs, self.distill = tuple(refs), distill
         f = cfg["finetune"]
         for key in ("shots", "freeze"):
@@ -109,27 +108,26 @@ class FewShotMethod(TrainedMethod):
         self.moves: dict[str, float] = {}
         self.states: dict[str, dict] = {}
         self.phase: dict | None = None
-        self.maps = nn.ModuleDict()
         self.rates: list[float] = []
 
     # --- setup -------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        if hasattr(self, "model"):
-            return
-        dm = self.trainer.datamodule
-        dm.setup(stage)
-        self.dm = dm
-        self.model = FewShotMask2Former(self.cfg["model"], dm.num_classes, self.refs)
+    def setup(self, datamodule) -> None:
+        dm = self.dm = datamodule
+        model = FewShotMask2Former(self.cfg["model"], dm.num_classes, self.refs)
         folder = base_stage(self.cfg, dm)
         self.base_state = torch.load(folder / "model.pt", weights_only=True)
         self.base_bank = torch.load(folder / "bank.pt", weights_only=True)
+        self.model = model.to(self.device)
         self.model.load_state_dict(self.base_state)
         self.states["base"] = self._snapshot()
-        self.allowed = {"base": torch.ones(dm.num_classes, dtype=torch.bool)}
+        self.allowed = {"base": torch.ones(dm.num_classes, dtype=torch.bool, device=self.device)}
         for p, k in self.todo:
-            self.allowed[f"{p}_k{k}"] = torch.arange(dm.num_classes) >= (dm.num_base if p == "fsis" else 0)
-        for name in self.allowed:
-            self.maps[name] = new_metric()
+            classes = torch.arange(dm.num_classes, device=self.device)
+            self.allowed[f"{p}_k{k}"] = classes >= (dm.num_base if p == "fsis" else 0)
+        # The fine-tuning's flips (data.py) and the mask loss's point sampling draw from the global
+        # generator. The published records' stream starts after one int64 draw at this point (a
+        # DataLoader's base seed); it is drawn here so that they reproduce.
+        torch.empty((), dtype=torch.int64).random_()
 
     def _snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -154,10 +152,9 @@ class FewShotMethod(TrainedMethod):
         if protocol == "ifsis" and self.distill:
             teacher = copy.deepcopy(model).eval().requires_grad_(False)
         gen = torch.Generator().manual_seed(self.cfg["seed"] * 1000 + len(self.states))
-        device = model.centres.device
         extra = None
         if protocol == "ifsis":
-            extra = tuple(self.base_bank[k].to(device) for k in ("centres", "squeries", "count"))
+            extra = tuple(self.base_bank[k].to(self.device) for k in ("centres", "squeries", "count"))
         self.phase = dict(name=f"{protocol}_k{k}", protocol=protocol, data=data, opt=opt, params=params)
         self.phase |= dict(teacher=teacher, gen=gen, step=0, frozen=frozen, extra=extra)
         self.phase |= dict(episodes=Episodes(data), start=self._snapshot())
@@ -168,7 +165,7 @@ class FewShotMethod(TrainedMethod):
         model, ph = self.model, self.phase
         if not self.refs:
             return
-        sums = support_sums(model, ph["data"], model.centres.device)
+        sums = support_sums(model, ph["data"], self.device)
         if ph["extra"] is not None:
             sums = tuple(a + b for a, b in zip(sums, ph["extra"], strict=True))
         model.set_bank(model.bank_from(*sums))
@@ -179,7 +176,9 @@ class FewShotMethod(TrainedMethod):
             if name and name.startswith(self.phase["frozen"]):
                 mod.eval()
 
-    def training_step(self, batch, batch_idx):
+    def step(self) -> bool:
+        """One fine-tuning step of the current phase (started from the base weights when none
+        runs); True once the last phase has finished."""
         if self.phase is None:
             self._start(*self.todo[len(self.states) - 1])
         f, ph = self.cfg["finetune"], self.phase
@@ -198,58 +197,74 @@ class FewShotMethod(TrainedMethod):
             ph["extra"],
         )
         self.rates.append(f["batch_size"] / (time.perf_counter() - t0))
+        self.loss = float(loss.detach())
         ph["step"] += 1
-        if ph["step"] == f["steps"]:
-            if self.refs:
-                self.moves[ph["name"]] = ref_move(self.model, ph["start"])
-            self._fill_bank()
-            self.states[ph["name"]] = self._snapshot()
-            self.phase = None
-            if len(self.states) == len(self.todo) + 1:
-                self.trainer.should_stop = True
-        return {"loss": loss.detach()}
+        if ph["step"] < f["steps"]:
+            return False
+        if self.refs:
+            self.moves[ph["name"]] = ref_move(self.model, ph["start"])
+        self._fill_bank()
+        self.states[ph["name"]] = self._snapshot()
+        self.phase = None
+        return len(self.states) == len(self.todo) + 1
 
-    def configure_optimizers(self):
-        return None
-
-    # --- test --------------------------------------------------------------------------------
-    def test_step(self, batch, batch_idx):
-        images, targets = batch
-        truth = targets_for_map(targets)
-        for name, state in self.states.items():
-            self.model.load_state_dict(state)
-            self.model.eval()
-            self.maps[name].update(self.model.predict(images, self.allowed[name].to(self.device)), truth)
-            if batch_idx == 0 and name == self.figure_phase:
-                self._figure(images, targets)
+    # --- results -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def results(self) -> dict[str, float]:
+        """COCO AP of every phase's model (and the base model's) on the test images, as nAP/bAP;
+        the base AP drops of gFSIS; how far the references moved; ``predictions.png``."""
+        maps = {name: new_metric().to(self.device) for name in self.allowed}
+        for i, batch in enumerate(self.dm.test_dataloader()):
+            images, targets = on(self.device, *batch)
+            truth = targets_for_map(targets)
+            for name, state in self.states.items():
+                self.model.load_state_dict(state)
+                self.model.eval()
+                maps[name].update(self.model.predict(images, self.allowed[name]), truth)
+                if i == 0 and name == self.figure_phase:
+                    self._figure(images, targets)
+        nb, nc = self.dm.num_base, self.dm.num_classes
+        ap = {name: split_ap(m.compute(), nb, nc) for name, m in maps.items()}
+        out = {
+            f"{name}_{key}": v
+            for name, vals in ap.items()
+            for key, v in vals.items()
+            if not (name.startswith("fsis") and key.startswith("bap"))  # FSIS predicts novel classes only
+        }
+        drops = {}
+        for name in (n for n in ap if n.startswith("gfsis")):
+            drops[name] = out[f"{name}_bap_drop_segm"] = ap["base"]["bap_segm"] - ap[name]["bap_segm"]
+        if drops:
+            out["gfsis_worst_bap_drop_segm"] = max(drops.values())
+        out |= {f"{name}_ref_move": move for name, move in self.moves.items()}
+        if self.refs:  # how far base training moved the references' output projections
+            outs = [self.base_state[f"{r}_ref.attn.out_proj.weight"] for r in self.refs]
+            out["base_ref_out_norm"] = float(sum(w.pow(2).sum() for w in outs) ** 0.5)
+        return out
 
     def _figure(self, images, targets) -> None:
         n = self.cfg["figure"]["images"]
-        preds = self.model.predict(images[:n], self.allowed[self.figure_phase].to(self.device))
+        preds = self.model.predict(images[:n], self.allowed[self.figure_phase])
         images, preds = images[:n].cpu(), [{k: v.cpu() for k, v in p.items()} for p in preds]
-        path = Path(self.trainer.default_root_dir) / "predictions.png"
+        path = self.out_dir / "predictions.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         draw(path, images, preds, self.dm.class_names, self.cfg["data"], self.cfg["figure"]["score"])
 
-    def on_test_epoch_end(self) -> None:
-        nb, nc = self.dm.num_base, self.dm.num_classes
-        ap = {name: split_ap(m.compute(), nb, nc) for name, m in self.maps.items()}
-        for name, vals in ap.items():
-            for key, v in vals.items():
-                if name.startswith("fsis") and key.startswith("bap"):
-                    continue  # FSIS predicts novel classes only
-                self.log(f"test/{name}_{key}", v)
-        drops = {}
-        for name in (n for n in ap if n.startswith("gfsis")):
-            drops[name] = ap["base"]["bap_segm"] - ap[name]["bap_segm"]
-            self.log(f"test/{name}_bap_drop_segm", drops[name])
-        if drops:
-            self.log("test/gfsis_worst_bap_drop_segm", max(drops.values()))
-        for name, move in self.moves.items():
-            self.log(f"test/{name}_ref_move", move)
-        if self.refs:  # how far base training moved the references' output projections
-            outs = [self.base_state[f"{r}_ref.attn.out_proj.weight"] for r in self.refs]
-            self.log("test/base_ref_out_norm", float(sum(w.pow(2).sum() for w in outs) ** 0.5))
+    def state_dict(self) -> dict:
+        """The instance less the datamodule (``setup`` hands it again on resume), with the global
+        random state the flips and the mask loss draw from."""
+        state = {k: v for k, v in super().state_dict().items() if k != "dm"}
+        state["rng"] = torch.random.get_rng_state()
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        torch.random.set_rng_state(state.pop("rng").cpu())
+        if "cuda_rng" in state:
+            torch.cuda.set_rng_state(state.pop("cuda_rng").cpu(), self.device)
+        super().load_state_dict(state)
 
     def cost(self) -> dict:
         unused = tuple(f"{r}_ref." for r in REFS if r not in self.refs)

@@ -12,8 +12,11 @@ TASK = Task(
     "(Han et al., 2023)",
     url="https://arxiv.org/abs/2301.01156",
     datamodule="bench.tasks.reft.data:FewShotCocoDataModule",
+    fixture="bench.tasks.reft.fixture:fixture",
+    datasets=("fashion-mnist",),
     primary="test/fsis_k10_nap_segm",
     higher_is_better=True,
+    distributed=False,  # a loop method (bench/method.py): one process steps the fine-tunings
     methods=(
         Method("mask2former_ft", METHOD, "Mask2Former base-trained, then fine-tuned on the K shots"),
         Method(

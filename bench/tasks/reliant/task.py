@@ -13,6 +13,7 @@ TASK = Task(
     paper="RELIANT: Fair Knowledge Distillation for Graph Neural Networks (SDM 2023)",
     url="https://arxiv.org/abs/2301.01150",
     datamodule="bench.tasks.reliant.data:FairGraphDataModule",
+    fixture="bench.tasks.reliant.fixture:fixture",
     primary="test/acc",
     higher_is_better=True,
     headline=("test/auc", "test/dsp", "test/deo"),

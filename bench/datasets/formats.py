@@ -1,4 +1,5 @@
-"""Tiny datasets written in their published on-disk formats, for the real-data paths' tests."""
+"""Tiny datasets written in their published on-disk formats: the tasks' fixtures (``fixture.py``)
+and the real-data paths' tests read them as the full datasets are read."""
 
 from __future__ import annotations
 
