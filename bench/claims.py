@@ -1,26 +1,43 @@
-"""Claims as data, judged by the harness over seeds with a confidence interval.
+"""Claims as data, judged by the harness over seeds with a confidence interval and its power.
 
 A preset's ``claims:`` section is the one place a task's claims and their bounds live::
 
-    emo1m_ge_mobilenetv2:
-      text: EMO-1M top-1 >= MobileNetV2 at matched params
+    degree_acc_above_93:
+      text: degree summaries predict the final-accuracy class at > 93%
       metric: test/acc
-      method: emo_1m
-      op: ">="
-      than: mobilenetv2        # another method (paired over shared seeds), a number,
+      method: degree
+      op: ">"
+      than: 0.93               # a number, another method (paired over shared seeds),
       scale: 1.0               # or {metric: test/other} of the same run
       margin: 0.0
-      kind: paper              # paper (the paper's claim) | check (the implementation's sanity)
+      level: paper             # paper | proxy | check
+      source: "Abstract: 'achieves classification accuracy of over 93%'"
+      bound: 0.93              # paper level: the source's number, equal to the claim's threshold
+      expect: 0.02             # optional: the paper's effect in d units (below)
+      expect_why: ...          # with expect on a reduced preset: how the effect was scaled
       requires: [{metric: test/map, method: cmt_lidar, op: ">=", than: 0.1}]   # gates, optional
+
+Levels say what kind of evidence a verdict is. ``paper``: the paper's statement with the paper's
+bound; the threshold (``than`` when it is a number, else ``scale`` when it is not 1, else
+``margin``, which is 0 for "A beats B") must equal ``bound``. ``proxy``: a reduced-scale stand-in
+that names the paper claim it stands for (``stands_for``) and says ``why`` its bound differs.
+``check``: the implementation's sanity (``source: implementation``). Every level cites a
+``source``. Two claims of one preset on the same metric, method, op and reference are an error; a
+preset that inherits another drops one of its claims with ``name: null``.
 
 Per seed s: d_s = value_s - (scale * than_s + margin). The verdict reads the 95% Student-t interval
 of mean(d): ``holds`` when it lies on the claim's side, ``does not hold`` when it lies wholly on
 the other, else ``inconclusive`` (always with fewer than two seeds). A failed gate (judged on seed
-means) makes the claim ``not judged`` and names the gate. Methods never judge: they log metrics.
+means) makes the claim ``not judged`` and names the gate. With n >= 2 seeds, ``detectable`` is the
+smallest mean effect a paired t-test on this n detects at 95% confidence and 80% power, from the
+observed spread of d; with ``expect``, ``seeds_needed`` is the n that would detect the paper's
+effect, and an inconclusive claim whose detectable effect exceeds it is ``underpowered``.
+Methods never judge: they log metrics.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import statistics
@@ -29,9 +46,12 @@ from dataclasses import dataclass, field
 from bench.errors import BenchError
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-KINDS = ("paper", "check")
+LEVELS = ("paper", "proxy", "check")
 VERDICTS = ("holds", "does not hold", "inconclusive", "not judged")
 CONFIDENCE = 0.95
+POWER = 0.80
+MAX_SEEDS = 200  # seeds_needed looks no further; beyond it the paper's effect is out of reach
+_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -55,9 +75,15 @@ class Claim:
     method: str
     op: str
     than: float | str | dict
+    level: str
+    source: str
     scale: float = 1.0
     margin: float = 0.0
-    kind: str = "paper"
+    bound: float | None = None
+    expect: float | None = None
+    expect_why: str | None = None
+    stands_for: str | None = None
+    why: str | None = None
     requires: tuple[Gate, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
@@ -66,13 +92,60 @@ class Claim:
         margin = f" {'+' if self.margin >= 0 else '-'} {abs(self.margin):g}" if self.margin else ""
         return f"{self.method} {self.metric} {self.op} {scaled}{margin}"
 
+    def threshold(self) -> float:
+        """The number a paper-level ``bound`` must equal: ``than`` when it is a number, else the
+        ratio ``scale`` when it is not 1, else ``margin`` (0 for "A beats B")."""
+        if _number(self.than):
+            return float(self.than)
+        return float(self.scale) if self.scale != 1 else float(self.margin)
 
-def parse(section: dict | None, where: str, methods: set[str]) -> tuple[Claim, ...]:
-    """The claims of a preset's ``claims:`` section, checked against the task's methods."""
+    def reference(self) -> tuple:
+        """What two claims of one preset may not share: metric, method, op and reference."""
+        than = json.dumps(self.than, sort_keys=True)
+        return self.metric, self.method, self.op, than, self.scale, self.margin
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _problems(claim: Claim, reduced: bool) -> list[str]:
+    """What is wrong with a claim's level, source, bound and expected effect."""
     out = []
+    if claim.level not in LEVELS:
+        out.append(f"level {claim.level!r} (use one of {', '.join(LEVELS)})")
+    if not _text(claim.source):
+        out.append("source (a non-empty string: section, table or figure with its number)")
+    if claim.level == "paper":
+        if not _number(claim.bound):
+            out.append("bound (a paper-level claim states the source's number)")
+        elif abs(claim.bound - claim.threshold()) > _TOLERANCE:
+            out.append(f"bound {claim.bound:g}: the claim's threshold is {claim.threshold():g}")
+    if claim.level == "proxy":
+        out += [f"{k} (a proxy says {k})" for k in ("stands_for", "why") if not _text(getattr(claim, k))]
+    if claim.expect is not None and not (_number(claim.expect) and claim.expect > 0):
+        out.append(f"expect {claim.expect!r} (a positive number)")
+    if claim.expect is not None and reduced and not _text(claim.expect_why):
+        out.append("expect_why (how the paper's effect was scaled to this preset)")
+    return out
+
+
+def parse(section: dict | None, where: str, methods: set[str], reduced: bool = False) -> tuple[Claim, ...]:
+    """The claims of a preset's ``claims:`` section, checked against the task's methods and the
+    rules above; ``reduced``: the preset is smaller than the paper's setting."""
+    out: list[Claim] = []
     for cid, spec in (section or {}).items():
         if not isinstance(spec, dict):
             raise BenchError(f"{where}: claim {cid!r} must be a mapping")
+        if "kind" in spec:
+            raise BenchError(f"{where}: claim {cid!r}: say level (paper, proxy or check), not kind")
+        missing = [k for k in ("level", "source") if k not in spec]
+        if missing:
+            raise BenchError(f"{where}: claim {cid!r} lacks {' and '.join(missing)} (see bench/claims.py)")
         try:
             gates = tuple(Gate(**g) for g in spec.get("requires", ()))
             claim = Claim(id=cid, **{**spec, "requires": gates})
@@ -81,20 +154,51 @@ def parse(section: dict | None, where: str, methods: set[str]) -> tuple[Claim, .
         named = [claim.method, *(g.method for g in gates)]
         named += [claim.than] if isinstance(claim.than, str) else []
         problems = [f"op {o!r}" for o in [claim.op, *(g.op for g in gates)] if o not in OPS]
-        if claim.kind not in KINDS:
-            problems.append(f"kind {claim.kind!r}")
         problems += [f"method {m!r}" for m in named if m not in methods]
         if isinstance(claim.than, dict) and set(claim.than) != {"metric"}:
             problems.append("than: {metric: KEY}")
+        problems += _problems(claim, reduced)
         if problems:
             raise BenchError(f"{where}: claim {cid!r} has a bad {', '.join(problems)}")
+        twin = next((c.id for c in out if c.reference() == claim.reference()), None)
+        if twin:
+            raise BenchError(
+                f"{where}: claims {twin!r} and {cid!r} compare the same metric, method and reference"
+            )
         out.append(claim)
     return tuple(out)
 
 
+def _factor(n: int) -> float:
+    """(t_{0.975} + t_{0.80}) with n - 1 degrees of freedom: the detectable effect in units of sd/sqrt(n)."""
+    from scipy.stats import t
+
+    return t.ppf((1 + CONFIDENCE) / 2, n - 1) + t.ppf(POWER, n - 1)
+
+
+def detectable(sd: float, n: int) -> float:
+    """The smallest mean effect a paired t-test on ``n`` seeds with spread ``sd`` detects (95%, 80%)."""
+    return float(_factor(n) * sd / math.sqrt(n))
+
+
+def seeds_needed(sd: float, expect: float) -> int | None:
+    """The fewest seeds (2..MAX_SEEDS) whose detectable effect is at most ``expect``, else None."""
+    return next((n for n in range(2, MAX_SEEDS + 1) if detectable(sd, n) <= expect), None)
+
+
 def judge(claim: Claim, runs: dict[str, dict[int, dict[str, float | None]]]) -> dict:
     """The verdict of ``claim`` on ``runs`` = {method: {seed: metrics}} (one standard row each)."""
-    out = {"text": claim.text, "kind": claim.kind, "claim": claim.describe()}
+    out = {
+        "text": claim.text,
+        "level": claim.level,
+        "source": claim.source,
+        "stands_for": claim.stands_for if claim.level == "proxy" else None,
+        "claim": claim.describe(),
+        "expect": claim.expect,
+        "detectable": None,
+        "seeds_needed": None,
+        "underpowered": False,
+    }
     for gate in claim.requires:
         seen = [m.get(gate.metric) for m in runs.get(gate.method, {}).values()]
         seen = [v for v in seen if v is not None]
@@ -123,9 +227,14 @@ def judge(claim: Claim, runs: dict[str, dict[int, dict[str, float | None]]]) -> 
     if n > 1:
         from scipy.stats import t
 
-        half = t.ppf((1 + CONFIDENCE) / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+        sd = statistics.stdev(diffs)
+        half = t.ppf((1 + CONFIDENCE) / 2, n - 1) * sd / math.sqrt(n)
         lo, hi = mean - half, mean + half
         verdict = _side(claim.op, lo, hi)
+        out["detectable"] = detectable(sd, n)
+        if claim.expect is not None:
+            out["seeds_needed"] = seeds_needed(sd, claim.expect)
+            out["underpowered"] = verdict == "inconclusive" and out["detectable"] > claim.expect
     return {
         **out,
         "verdict": verdict,
@@ -136,6 +245,16 @@ def judge(claim: Claim, runs: dict[str, dict[int, dict[str, float | None]]]) -> 
         "hi": hi,
         "n": n,
     }
+
+
+def reading(verdict: dict) -> str:
+    """The verdict as a board prints it: "inconclusive: underpowered (about N seeds needed)" where
+    the seeds could not resolve the paper's effect."""
+    if not verdict.get("underpowered"):
+        return verdict["verdict"]
+    needed = verdict.get("seeds_needed")
+    about = f"about {needed} seeds needed" if needed else f"more than {MAX_SEEDS} seeds needed"
+    return f"{verdict['verdict']}: underpowered ({about})"
 
 
 def _side(op: str, lo: float, hi: float) -> str:

@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--markdown", action="store_true", help="the README's table of tasks")
     show = sub.add_parser("show", help="a task's paper, claims, reported numbers, leaderboard")
     show.add_argument("task")
+    show.add_argument(
+        "--claims", action="store_true", help="each claim with its source, level, bound and verdict"
+    )
     run = sub.add_parser("run", help="one run: bench run TASK [method=M] [preset=P] [seed=S] [k=v ...]")
     run.add_argument("task")
     run.add_argument("overrides", nargs="*")
@@ -29,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("task")
     sweep.add_argument("overrides", nargs="*", help="passed to every run (preset=... too)")
     sweep.add_argument("--methods", help="comma-separated subset of the preset's methods")
-    sweep.add_argument("--seeds", help="comma-separated seeds instead of the preset's seeds:")
+    sweep.add_argument(
+        "--seeds",
+        help="comma-separated seeds instead of the preset's seeds:, or auto: as many as the "
+        "underpowered claims of the committed board need (at most 20)",
+    )
     sweep.add_argument("--preset", help="shorthand for preset=P")
     sweep.add_argument("--devices", help="comma-separated GPU ids (default: the visible GPUs)")
     sweep.add_argument("--gpus-per-run", type=int, help="GPUs per run (sets trainer.devices)")
@@ -60,13 +67,16 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="extra folders of records (other machines, W&B agents)",
     )
-    pub.add_argument("--out", type=Path, default=Path("leaderboards"))
+    pub.add_argument("--out", type=Path, help="the boards' folder (default leaderboards)")
     pub.add_argument("--strict", action="store_true", help="exit 1 if any record was skipped")
     pub.add_argument(
         "--allow-dirty", action="store_true", help="publish records from dirty trees or mixed code, marked"
     )
     pub.add_argument(
         "--check", action="store_true", help="exit 1 if a committed board differs from its committed records"
+    )
+    pub.add_argument(
+        "--wandb", action="store_true", help="log each published board's claim table to its W&B project"
     )
     return p
 
@@ -96,8 +106,40 @@ def _list(markdown: bool) -> None:
         print(f"{'':10s} presets: {', '.join(presets(task.name))}")
 
 
+def _show_claims(name: str) -> None:
+    """Each claim of each preset: level, source, bound, and the committed board's verdict,
+    interval, seeds and power."""
+    import json
+
+    from bench.claims import reading
+    from bench.config import preset_claims, presets
+    from bench.leaderboard import BOARDS
+    from bench.render import interval, power
+
+    path = BOARDS / f"{name}.json"
+    board = json.loads(path.read_text())["claims"] if path.exists() else {}
+    for preset in presets(name):
+        for c in preset_claims(name, preset):
+            print(f"[{preset}] {c.id} ({c.level}): {c.text}\n  claim:   {c.describe()}")
+            print(f"  source:  {c.source}")
+            if c.level == "proxy":
+                print(f"  stands for: {c.stands_for}\n  why:     {c.why}")
+            whose = " (the paper's)" if c.level == "paper" else ""
+            print(f"  bound:   {c.threshold():g}{whose}")
+            v = board.get(preset, {}).get(c.id)
+            if v is None:
+                print("  verdict: not on the committed board")
+                continue
+            print(
+                f"  verdict: {reading(v)}\n  Δ:       {interval(v)} (95% interval)\n  n:       {v['n']} seeds"
+            )
+            if v["detectable"] is not None:
+                print(f"  power:   {power(v)}")
+
+
 def _show(name: str) -> None:
     from bench.config import preset_claims, presets
+    from bench.leaderboard import BOARDS
     from bench.registry import get_task
 
     task = get_task(name)
@@ -108,12 +150,12 @@ def _show(name: str) -> None:
         print(f"  {m.name:16s} {m.description}")
     for preset in presets(name):
         for c in preset_claims(name, preset):
-            print(f"claim [{preset} preset] {c.id} ({c.kind}): {c.text} -- {c.describe()}")
+            print(f"claim [{preset} preset] {c.id} ({c.level}): {c.text} -- {c.describe()}")
     if task.reported:
         print(f"reported by the paper ({task.reported_note}):")
         for method, values in task.reported.items():
             print(f"  {method:16s} " + ", ".join(f"{k}={v}" for k, v in values.items()))
-    board = Path("leaderboards") / f"{name}.md"
+    board = BOARDS / f"{name}.md"
     if board.exists():
         print("\n" + board.read_text())
 
@@ -177,6 +219,20 @@ def _sweep(ns, extra: list[str]) -> int:
     return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, opts)
 
 
+def _log_claims(written: list[Path]) -> None:
+    """Each board just written (``<task>.json``) as a claim table in a W&B run of its own."""
+    import json
+
+    from bench import tracking
+    from bench.records import runs_root
+
+    for path in written:
+        if path.suffix == ".json":
+            board = json.loads(path.read_text())
+            run = tracking.log_claims(board, runs_root() / "wandb-claims" / board["task"])
+            print(f"logged the claims of {board['task']} to W&B (run {run})")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         ns, extra = _parser().parse_known_args(argv)
@@ -184,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             raise BenchError(f"unrecognized arguments: {' '.join(extra)}")
         if ns.command == "list":
             _list(ns.markdown)
+        elif ns.command == "show" and ns.claims:
+            from bench.registry import get_task
+
+            get_task(ns.task)
+            _show_claims(ns.task)
         elif ns.command == "show":
             _show(ns.task)
         elif ns.command == "run":
@@ -191,18 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "sweep":
             return _sweep(ns, extra)
         elif ns.command == "publish" and ns.check:
-            from bench.leaderboard import check
+            from bench.leaderboard import BOARDS, check
 
-            problems = check(ns.out)
-            print("\n".join(problems) or f"{ns.out}: every board is what its committed records produce")
+            out = ns.out or BOARDS
+            problems = check(out)
+            print("\n".join(problems) or f"{out}: every board is what its committed records produce")
             return 1 if problems else 0
         elif ns.command == "publish":
-            from bench.leaderboard import publish
+            from bench.leaderboard import BOARDS, publish
 
-            written, skipped = publish(ns.task, ns.sources, ns.out, ns.allow_dirty)
+            written, skipped = publish(ns.task, ns.sources, ns.out or BOARDS, ns.allow_dirty)
             for line in skipped:
                 print(line, file=sys.stderr)
             print("\n".join(f"wrote {p}" for p in written))
+            if ns.wandb:
+                _log_claims(written)
             if skipped and ns.strict:
                 return 1
     except BenchError as e:

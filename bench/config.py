@@ -87,9 +87,12 @@ def read_preset(task: str, preset: str) -> dict:
 
 
 def preset_claims(task: str, preset: str) -> tuple[Claim, ...]:
-    """The claims a preset declares (its ``claims:`` section), checked."""
+    """The claims a preset declares (its ``claims:`` section), checked. A preset drops a claim it
+    inherits by setting its id to null (a paper preset whose parent's claims are cpu stand-ins)."""
     methods = {m.name for m in get_task(task).methods}
-    return parse(read_preset(task, preset).get("claims"), shown(preset_file(task, preset)), methods)
+    declared = read_preset(task, preset).get("claims") or {}
+    section = {cid: spec for cid, spec in declared.items() if spec is not None}
+    return parse(section, shown(preset_file(task, preset)), methods, reduced=preset != "paper")
 
 
 def preset_seeds(task: str, preset: str) -> list[int]:

@@ -20,7 +20,8 @@ from bench import claims, config, provenance, records, render
 from bench.errors import BenchError
 from bench.registry import get_task, tasks
 
-BOARD_SCHEMA = 2
+BOARDS = Path("leaderboards")  # the committed boards, relative to the repository root
+BOARD_SCHEMA = 3  # v3: claims carry level, source and power
 UNPUBLISHED_PRESETS = ("smoke",)  # for tests only, never on a committed board
 COMMITTED = "*-s*.json"  # leaderboards/records/<task>/<method>/<preset>/<hash12>-s<seed>.json
 
@@ -153,6 +154,16 @@ def aggregate(task_name: str, recs: list[dict], code: str | None = None) -> dict
         "variants": dict(variants),
         "claims": verdicts,
     }
+
+
+def seeds_needed(task: str, preset: str, out: Path = BOARDS) -> int:
+    """The most seeds an underpowered claim of the preset's committed board needs to resolve the
+    paper's effect (claims.MAX_SEEDS where none up to it would); 0 when no claim is underpowered."""
+    path = out / f"{task}.json"
+    verdicts = json.loads(path.read_text())["claims"].get(preset, {}) if path.exists() else {}
+    return max(
+        (v["seeds_needed"] or claims.MAX_SEEDS for v in verdicts.values() if v["underpowered"]), default=0
+    )
 
 
 def _seed_metrics(recs: list[dict], row: dict, seed: int) -> dict:

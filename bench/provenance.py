@@ -47,13 +47,15 @@ OFF_RESULT_PATH = frozenset(
         "provenance.py",
         "records.py",
         "render.py",
+        "seeds.py",
         "sweep",
         "tasks",
         "tracking.py",
     )
 )
-# The files of a task folder that compute no result: the paper preset's fixture, the perf figure.
-TASK_OFF_RESULT_PATH = frozenset(("fixture.py", "perf.py"))
+# The files of a task folder that compute no result: the paper preset's fixture, the perf figure,
+# the seed draws (tests/test_seeds.py).
+TASK_OFF_RESULT_PATH = frozenset(("fixture.py", "perf.py", "seeds.py"))
 # Keyword arguments of a task.py that describe results for the board or say how to set a run up,
 # and compute none of them.
 PRESENTATION = frozenset(
@@ -69,6 +71,8 @@ PRESENTATION = frozenset(
         "fixture",
         "datasets",
         "ddp_batch",
+        "seed_varies",
+        "seed_fixed",
     )
 )
 _SCOPES = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef  # what may open with a docstring

@@ -6,6 +6,8 @@ import html
 import json
 from dataclasses import dataclass
 
+from bench.claims import LEVELS, VERDICTS, reading
+
 COST_KEYS = ("params", "flops", "throughput", "train_s")
 
 
@@ -14,7 +16,7 @@ class Section:
     """One preset of one task, as strings ready to print."""
 
     preset: str
-    claims: list[list[str]]
+    claims: dict[str, list[list[str]]]
     header: list[str]
     rows: list[list[str]]
     all_header: list[str]
@@ -23,7 +25,13 @@ class Section:
     provenance: list[list[str]]
 
 
-CLAIM_HEADER = ["claim", "verdict", "judged", "value", "bound", "Δ [95% CI]", "n"]
+CLAIM_HEADER = ["claim", "verdict", "source", "judged", "value", "bound", "Δ [95% CI]", "n", "power"]
+# What each level's claims are, as the boards title them.
+LEVEL_TITLES = {
+    "paper": "paper: the paper's statement and bound",
+    "proxy": "proxy: reduced-scale stand-ins for a paper claim",
+    "check": "check: the implementation's sanity",
+}
 VARIANT_HEADER = ["method", "overrides", "primary", "seeds", "commit"]
 PROVENANCE_HEADER = ["method", "git", "packages", "hardware", "date"]
 
@@ -41,7 +49,8 @@ def _num(v) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) and not isinstance(v, bool) else ""
 
 
-def _interval(v: dict) -> str:
+def interval(v: dict) -> str:
+    """The mean per-seed difference from the bound and its 95% interval (or why there is none)."""
     if v.get("diff") is None:
         return v.get("reason", "")
     if v.get("lo") is None:
@@ -54,21 +63,36 @@ def _name(method: str, row: dict) -> str:
     return f"{method} ({', '.join(marks)})" if marks else method
 
 
-def claim_rows(verdicts: dict) -> list[list[str]]:
-    """Paper claims first, then the implementation's checks."""
-    order = sorted(verdicts.items(), key=lambda kv: kv[1]["kind"] != "paper")
-    return [
-        [
-            f"{cid}{' (check)' if v['kind'] == 'check' else ''}: {v['text']}",
-            v["verdict"],
-            v["claim"],
-            _num(v.get("value")),
-            _num(v.get("bound")),
-            _interval(v),
-            str(v["n"]),
-        ]
-        for cid, v in order
-    ]
+def _source(v: dict) -> str:
+    return f"stands for {v['stands_for']}; {v['source']}" if v.get("stands_for") else v["source"]
+
+
+def power(v: dict) -> str:
+    """The smallest effect these seeds detect (paired t, 95%, 80% power), beside the paper's."""
+    if v.get("detectable") is None:
+        return ""
+    expect = f"; paper's effect {v['expect']:.4g}" if v.get("expect") is not None else ""
+    return f"detects {v['detectable']:.4g}{expect}"
+
+
+def claim_rows(verdicts: dict) -> dict[str, list[list[str]]]:
+    """The claims grouped by level (paper, proxy, check), levels without claims left out."""
+    grouped = {level: [] for level in LEVELS}
+    for cid, v in verdicts.items():
+        grouped[v["level"]].append(
+            [
+                f"{cid}: {v['text']}",
+                reading(v),
+                _source(v),
+                v["claim"],
+                _num(v.get("value")),
+                _num(v.get("bound")),
+                interval(v),
+                str(v["n"]),
+                power(v),
+            ]
+        )
+    return {level: rows for level, rows in grouped.items() if rows}
 
 
 def sections(board: dict) -> list[Section]:
@@ -123,21 +147,31 @@ def sections(board: dict) -> list[Section]:
     return out
 
 
-def counts(board: dict) -> dict[str, int]:
-    """Paper claims by verdict, over every preset of a board."""
-    tally = dict.fromkeys(("holds", "inconclusive", "does not hold", "not judged"), 0)
+def counts(board: dict, level: str) -> dict[str, int]:
+    """The claims of one level by verdict, over every preset of a board; ``underpowered`` counts
+    the inconclusive ones that too few seeds left open."""
+    tally = dict.fromkeys((*VERDICTS, "underpowered"), 0)
     for verdicts in board.get("claims", {}).values():
         for v in verdicts.values():
-            if v.get("kind") == "paper":
+            if v["level"] == level:
                 tally[v["verdict"]] += 1
+                tally["underpowered"] += v["underpowered"]
     return tally
+
+
+def _tally(c: dict[str, int]) -> str:
+    under = f" ({c['underpowered']} underpowered)" if c["underpowered"] else ""
+    return (
+        f"{c['holds']} hold, {c['inconclusive']} inconclusive{under}, {c['does not hold']} do not, "
+        f"{c['not judged']} not judged"
+    )
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
         "|---" * len(header) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
+        *("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows),
     ]
 
 
@@ -145,8 +179,11 @@ def intro(board: dict) -> str:
     return (
         f"Primary metric: {board['primary']} ({'higher' if board['higher_is_better'] else 'lower'}"
         f" is better); mean ± std (n seeds); Δ and p: paired against the best method on shared "
-        f"seeds. Claims: the 95% interval of the per-seed difference from the bound; holds / does not "
-        f"hold when it lies on one side, else inconclusive. Paper's numbers: "
+        f"seeds. Claims, by level (paper: the paper's bound; proxy: a reduced-scale stand-in; check: "
+        f"the implementation's sanity): the 95% interval of the per-seed difference from the bound; "
+        f"holds / does not hold when it lies on one side, else inconclusive; power: the smallest "
+        f"effect these seeds detect (paired t, 80% power), underpowered when it exceeds the paper's "
+        f"effect. Paper's numbers: "
         f"{board['reported_note'] or 'none'}."
     )
 
@@ -154,7 +191,9 @@ def intro(board: dict) -> str:
 def markdown(board: dict) -> str:
     lines = [f"# {board['task']}: {board['paper']}", "", intro(board)]
     for s in sections(board):
-        lines += ["", f"## preset `{s.preset}`", "", "### claims", "", *_md_table(CLAIM_HEADER, s.claims)]
+        lines += ["", f"## preset `{s.preset}`", "", "### claims"]
+        for level, rows in s.claims.items():
+            lines += ["", f"#### {LEVEL_TITLES[level]}", "", *_md_table(CLAIM_HEADER, rows)]
         lines += ["", "### results", "", *_md_table(s.header, s.rows)]
         lines += _md_figures(board.get("figures", {}).get(s.preset, []))
         lines += ["", "<details><summary>all metrics</summary>", "", *_md_table(s.all_header, s.all_rows)]
@@ -166,13 +205,25 @@ def markdown(board: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+INDEX_HEADER = [
+    "task",
+    "paper",
+    "best (primary)",
+    "paper claims",
+    "proxy claims",
+    "presets",
+    "date",
+    "commit",
+]
+
+
 def index_markdown(boards: list[dict]) -> str:
     lines = [
         "# bench leaderboards",
         "",
-        "| task | paper | best (primary) | paper claims | presets | date | commit |",
+        "| " + " | ".join(INDEX_HEADER) + " |",
     ]
-    lines.append("|---" * 7 + "|")
+    lines.append("|---" * len(INDEX_HEADER) + "|")
     lines += ["| " + " | ".join(_index_row(b, f"[{b['task']}]({b['task']}.md)")) + " |" for b in boards]
     return "\n".join(lines) + "\n"
 
@@ -183,15 +234,14 @@ def _index_row(board: dict, link: str) -> list[str]:
     sign = 1 if board["higher_is_better"] else -1
     ranked = [m for m in table if table[m]["metrics"].get(board["primary"], {}).get("mean") is not None]
     best = max(ranked, key=lambda m: sign * table[m]["metrics"][board["primary"]]["mean"], default=None)
-    c = counts(board)
     return [
         link,
         board["paper"],
         f"{best}: {board['primary']} {_fmt(table[best]['metrics'][board['primary']])} ({preset})"
         if best
         else "",
-        f"{c['holds']} hold, {c['inconclusive']} inconclusive, {c['does not hold']} do not, "
-        f"{c['not judged']} not judged",
+        _tally(counts(board, "paper")),
+        _tally(counts(board, "proxy")),
         ", ".join(board["presets"]),
         max((r["date"] for t in board["presets"].values() for r in t.values()), default="")[:10],
         ", ".join(sorted({c for t in board["presets"].values() for r in t.values() for c in r["commits"]})),
@@ -223,6 +273,7 @@ _CSS = (
     ".v{padding:.1em .5em;border-radius:.8em;white-space:nowrap;color:#fff;background:#888}"
     ".v.holds{background:#2a7d3c}.v.does-not-hold{background:#b3261e}.v.inconclusive{background:#b07a00}"
     "details{margin:1em 0}summary{cursor:pointer}"
+    "table.claims td:nth-child(n+2):nth-child(-n+4){overflow-wrap:anywhere}"  # claim, source, judged
     "img{max-width:48%;margin:.5em}figure{display:inline-block;max-width:48%;margin:.5em}"
     "figure img{max-width:100%;margin:0}"
 )
@@ -265,13 +316,11 @@ def task_page(board: dict, images: dict[str, list[str]]) -> str:
         f"<p>{e(intro(board))}</p>",
     ]
     for s in sections(board):
-        badges = [
-            [f'<span class="v {r[1].replace(" ", "-")}">{e(r[1])}</span>', *map(e, (r[0], *r[2:]))]
-            for r in s.claims
-        ]
+        parts.append(f"<h2>preset {e(s.preset)}</h2><h3>claims</h3>")
+        for level, rows in s.claims.items():
+            badges = [[_badge(r[1]), *map(e, (r[0], *r[2:]))] for r in rows]
+            parts += [f"<h4>{e(LEVEL_TITLES[level])}</h4>", _html_rows(CLAIM_HEADER, badges)]
         parts += [
-            f"<h2>preset {e(s.preset)}</h2><h3>claims</h3>",
-            _html_rows(CLAIM_HEADER, badges),
             "<h3>results</h3>",
             _html_table(s.header, s.rows, "sortable results"),
             f"<details><summary>all metrics</summary>{_html_table(s.all_header, s.all_rows)}</details>",
@@ -288,6 +337,13 @@ def task_page(board: dict, images: dict[str, list[str]]) -> str:
     return page(f"bench: {board['task']}", "".join(parts))
 
 
+def _badge(shown: str) -> str:
+    """A verdict as a coloured badge; what follows it (": underpowered ...") in small type below."""
+    verdict, _, note = shown.partition(": ")
+    badge = f'<span class="v {verdict.replace(" ", "-")}">{html.escape(verdict)}</span>'
+    return badge + (f"<br><small>{html.escape(note)}</small>" if note else "")
+
+
 def _html_rows(header: list[str], rows: list[list[str]]) -> str:
     """A claims table: the verdict cell is a badge (already escaped), then the escaped cells."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in [header[1], header[0], *header[2:]])
@@ -297,13 +353,12 @@ def _html_rows(header: list[str], rows: list[list[str]]) -> str:
 
 def index_page(boards: list[dict]) -> str:
     e = html.escape
-    header = ["task", "paper", "best (primary)", "paper claims", "presets", "date", "commit"]
     rows = []
     for b in boards:
         cells = _index_row(b, "")
         link = f'<a href="{e(b["task"])}.html">{e(b["task"])}</a>'
         rows.append("<tr>" + f"<td>{link}</td>" + "".join(f"<td>{e(c)}</td>" for c in cells[1:]) + "</tr>")
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
+    head = "".join(f"<th>{e(h)}</th>" for h in INDEX_HEADER)
     return page(
         "bench leaderboards",
         f'<h1>bench leaderboards</h1><table class="sortable"><thead><tr>{head}</tr></thead>'

@@ -117,7 +117,6 @@ def _new_record(task, cfg: dict, digest: str) -> dict:
 
 def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
     """Fill the record's metrics and cost, by the method's shape (bench/method.py)."""
-    import lightning as L
     import torch
 
     from bench.method import LoopMethod
@@ -127,18 +126,26 @@ def _fit_and_test(task, cfg: dict, out_dir: Path, record: dict) -> None:
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     if threads := env_threads():
         torch.set_num_threads(threads)
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
     artifacts.USED.clear()
-    datamodule = load(task.datamodule)(cfg)
-    method = task.method(cfg["method"])
-    section = (cfg.get("methods") or {}).get(cfg["method"]) or {}  # the preset's methods.<name>
-    module = load(method.target)(cfg, **method.kwargs, **section)
+    datamodule, module = build(task, cfg)
     if isinstance(module, LoopMethod):
         _step_loop(module, datamodule, cfg, out_dir, record)
     else:
         _fit(module, datamodule, cfg, out_dir, record)
     record["artifacts"] = dict(artifacts.USED)
     record["cost"].update(module.cost())
+
+
+def build(task, cfg: dict) -> tuple:
+    """Seed everything from the run's seed, then build its datamodule and its method, in this
+    order: a run's draws depend on it (bench/seeds.py builds the same way)."""
+    import lightning as L
+
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    datamodule = load(task.datamodule)(cfg)
+    method = task.method(cfg["method"])
+    section = (cfg.get("methods") or {}).get(cfg["method"]) or {}  # the preset's methods.<name>
+    return datamodule, load(method.target)(cfg, **method.kwargs, **section)
 
 
 def _fit(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> None:

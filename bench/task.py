@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from bench.errors import lookup
 
+# The sources of variation a run's seed may draw (``Task.seed_varies``).
+SEED_SOURCES = ("data", "init", "order")
+
 
 @dataclass(frozen=True)
 class Method:
@@ -74,10 +77,21 @@ class Task:
     # The config key of the per-process batch size, halved for a DDP run so the global batch
     # stays the one-process run's (tests/test_ddp.py); None where a method's batch is fixed.
     ddp_batch: str | None = None
+    # What a run's seed draws, of the three sources of variation (Bouthillier et al., MLSys 2021):
+    # "data" (the sample, split, scenes or population trained and tested on), "init" (the initial
+    # weights), "order" (the order of training examples or episodes). A source fixed by design is
+    # in ``seed_fixed`` with why ({"data": "the test set is the paper's fixed split"}). The task's
+    # seeds.py ``draws(cfg, method)`` digests each source, and tests/test_seeds.py checks both.
+    seed_varies: tuple[str, ...] = SEED_SOURCES
+    seed_fixed: dict = field(default_factory=dict)
     version: int = 1
 
     def __post_init__(self) -> None:
         assert len(self.headline) <= 5, f"{self.name}: at most 5 headline metrics"
+        varies, fixed = set(self.seed_varies), set(self.seed_fixed)
+        assert varies | fixed == set(SEED_SOURCES) and not varies & fixed, (
+            f"{self.name}: seed_varies and seed_fixed name each of {SEED_SOURCES} once"
+        )
 
     def method(self, name: str) -> Method:
         return lookup(name, {m.name: m for m in self.methods}, f"method of task {self.name!r}")

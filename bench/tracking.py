@@ -1,11 +1,14 @@
-"""W&B logging of a run (``logger=wandb``): its config, curves, and at the end its record.
+"""W&B logging of a run (``logger=wandb``): its config, curves, and at the end its record; and of
+a published board's claim verdicts (``bench publish --wandb``).
 
 Mode: ``WANDB_MODE`` if set; else online under a W&B sweep agent (it sets ``WANDB_SWEEP_ID``) and
 offline otherwise, so a local run never needs an account. Entity and project: the agent's
 (``WANDB_ENTITY``/``WANDB_PROJECT``), else ``bench-<task>``. The Lightning logger sends the resolved
-config and every logged curve; ``finish`` puts the record's test metrics, primary metric, cost,
-status and claim verdicts (where the record has them) in the run summary, attaches record.json as
-an artifact of type ``record``, and closes the run. Only rank 0 logs.
+config and every logged curve; ``finish`` puts the record's test metrics, primary metric, cost
+and status in the run summary, attaches record.json as an artifact of type ``record``, and closes
+the run. Only rank 0 logs. Claims are judged over seeds when a board is published, never in one
+run: ``log_claims`` sends a board's claim table to the task's project as a ``wandb.Table`` in a
+run of its own (job type ``claims``).
 """
 
 from __future__ import annotations
@@ -71,12 +74,6 @@ def summary(record: dict) -> dict:
         out[f"primary/{primary['name']}"] = primary["value"]
     for key, value in record["cost"].items():
         out[f"cost/{key}"] = value
-    for cid, verdict in (record.get("claims") or {}).items():
-        if isinstance(verdict, dict):
-            for key, value in verdict.items():
-                out[f"claims/{cid}/{key}"] = value
-        else:
-            out[f"claims/{cid}"] = verdict
     if record["error"]:
         out["error"] = record["error"]
     return out
@@ -103,3 +100,40 @@ def _finish(record: dict, path: Path) -> None:
     artifact.add_file(str(path), name="record.json")
     run.log_artifact(artifact)
     run.finish(exit_code=0 if record["status"] == "ok" else 1)
+
+
+# The claim table's columns: the preset and claim id, then keys of the verdict (bench/claims.py).
+CLAIM_COLUMNS = ["preset", "id", "level", "verdict", "underpowered", "seeds_needed", "source"]
+CLAIM_COLUMNS += ["stands_for", "text", "claim", "value", "bound", "diff", "lo", "hi", "n", "detectable"]
+CLAIM_COLUMNS += ["expect", "reason"]
+
+
+def claim_table(board: dict) -> list[list]:
+    """The rows of a board's claim table, one per (preset, claim), in CLAIM_COLUMNS order."""
+    return [
+        [preset, cid, *(v.get(k) for k in CLAIM_COLUMNS[2:])]
+        for preset, verdicts in board["claims"].items()
+        for cid, v in verdicts.items()
+    ]
+
+
+def log_claims(board: dict, folder: Path) -> str:
+    """Log ``board``'s claim table to the task's W&B project (``WANDB_PROJECT``, else
+    ``bench-<task>``) as the table ``claims`` of a run of its own, with the run's files under
+    ``folder``; online unless ``WANDB_MODE`` says otherwise. Returns the run's id."""
+    import wandb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        project=os.environ.get("WANDB_PROJECT") or f"bench-{board['task']}",
+        entity=os.environ.get("WANDB_ENTITY") or None,
+        dir=str(folder),
+        mode=os.environ.get("WANDB_MODE") or "online",
+        job_type="claims",
+        name=f"claims-{board['task']}",
+        tags=[board["task"], "claims"],
+        config={"task": board["task"], "fingerprint": board["fingerprint"], "schema": board["schema"]},
+    )
+    run.log({"claims": wandb.Table(columns=CLAIM_COLUMNS, data=claim_table(board))})
+    run.finish()
+    return run.id

@@ -16,121 +16,9 @@ import pytest
 from bench import config, provenance, registry
 from bench.cli import main
 from bench.errors import BenchError
+from tests.toy_task import write_toy
 
 REPO = Path(__file__).resolve().parent.parent
-
-TASK = """
-from bench.task import Method, Task
-
-TASK = Task(
-    name="toy",
-    paper="A line fitted from noisy points (a task registered from outside bench)",
-    url="https://example.org/toy",
-    datamodule="PKG.data:Line",
-    primary="test/mse",
-    higher_is_better=False,
-    methods=(
-        Method("sgd", "PKG.method:Sgd", "a linear model fitted by SGD"),
-        Method("mean", "PKG.method:Mean", "the training targets' mean"),
-    ),
-    distributed=False,
-)
-"""
-DATA = """
-import lightning as L
-import torch
-from torch.utils.data import DataLoader, TensorDataset
-
-
-class Line(L.LightningDataModule):
-    def __init__(self, cfg):
-        super().__init__()
-        self.n, self.batch = cfg["data"]["n"], cfg["data"]["batch_size"]
-
-    def setup(self, stage=None):
-        g = torch.Generator().manual_seed(0)
-        x = torch.randn(2 * self.n, 1, generator=g)
-        y = 3 * x + 1 + 0.1 * torch.randn(2 * self.n, 1, generator=g)
-        self.train = TensorDataset(x[: self.n], y[: self.n])
-        self.test = TensorDataset(x[self.n :], y[self.n :])
-
-    def train_dataloader(self):
-        return DataLoader(self.train, batch_size=self.batch, shuffle=True)
-
-    def test_dataloader(self):
-        return DataLoader(self.test, batch_size=self.batch)
-"""
-METHOD = """
-import torch
-from torchmetrics import MeanSquaredError
-
-from bench.method import LoopMethod, TrainedMethod
-
-
-class Sgd(TrainedMethod):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.net = torch.nn.Linear(1, 1)
-        self.mse = MeanSquaredError()
-
-    def training_step(self, batch, _):
-        x, y = batch
-        return torch.nn.functional.mse_loss(self.net(x), y)
-
-    def test_step(self, batch, _):
-        x, y = batch
-        self.mse(self.net(x), y)
-        self.log("test/mse", self.mse)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.cfg["optim"]["lr"])
-
-
-class Mean(LoopMethod):
-    def setup(self, datamodule):
-        self.train, self.test = datamodule.train, datamodule.test
-
-    def step(self):
-        self.mean = self.train.tensors[1].mean()
-        return True
-
-    def results(self):
-        return {"mse": float(((self.test.tensors[1] - self.mean) ** 2).mean())}
-
-
-class Median(Mean):
-    def step(self):
-        self.mean = self.train.tensors[1].median()
-        return True
-"""
-CPU = """
-data: {n: 64, batch_size: 16}
-optim: {lr: 0.1}
-trainer: {max_epochs: 3}
-seeds: [0]
-claims:
-  sgd_beats_mean:
-    text: a fitted line beats the mean
-    metric: test/mse
-    method: sgd
-    op: "<"
-    than: mean
-"""
-SMOKE = """
-inherit: cpu
-trainer: {max_epochs: 1}
-"""
-
-
-def write_task(folder: Path, package: str) -> Path:
-    """The toy task as the package ``package`` in ``folder/package``, with its presets."""
-    root = folder / package
-    (root / "configs").mkdir(parents=True)
-    for name, text in {"task.py": TASK, "data.py": DATA, "method.py": METHOD}.items():
-        (root / name).write_text(text.replace("PKG", package))
-    (root / "configs" / "cpu.yaml").write_text(CPU)
-    (root / "configs" / "smoke.yaml").write_text(SMOKE)
-    return root
 
 
 @pytest.fixture(autouse=True)
@@ -155,15 +43,15 @@ def board(boards: Path) -> dict:
 def test_a_task_path_folder_runs_sweeps_and_publishes_apart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bench_run, runs_dir: Path
 ) -> None:
-    toy = write_task(tmp_path / "tasks", "toy")
+    toy = write_toy(tmp_path / "tasks", "toy")
     monkeypatch.setenv("BENCH_TASK_PATH", str(tmp_path / "tasks"))
     assert registry.folder("toy") == toy.resolve()
-    assert config.presets("toy") == ["cpu", "smoke"]
+    assert config.presets("toy") == ["cpu", "paper", "smoke"]
     assert config.resolve("toy", ["preset=smoke"])["trainer"]["max_epochs"] == 1  # inherit:
     assert config.resolve("toy", ["preset=smoke"])["trainer"]["accelerator"] == "cpu"  # base.yaml
-    assert [c.id for c in config.preset_claims("toy", "cpu")] == ["sgd_beats_mean"]
+    assert [c.id for c in config.preset_claims("toy", "cpu")] == ["fit_beats_mean"]
 
-    code, record = bench_run("toy", "preset=smoke", "method=sgd", "logger=none")
+    code, record = bench_run("toy", "preset=smoke", "method=fit", "logger=none")
     assert code == 0 and record["status"] == "ok" and record["metrics"]["test/mse"] < 10
     assert record["provenance"]["fingerprint"] == provenance.fingerprint("toy")
     (toy / "method.py").write_text((toy / "method.py").read_text().replace("median()", "median() + 1"))
@@ -171,18 +59,18 @@ def test_a_task_path_folder_runs_sweeps_and_publishes_apart(
     assert provenance.fingerprint("toy") != record["provenance"]["fingerprint"]  # its own folder counts
 
     assert main(["sweep", "toy", "preset=cpu", "logger=none", "--jobs", "2"]) == 0
-    assert len(list((runs_dir / "toy").glob("*/cpu/*/record.json"))) == 2
+    assert len(list((runs_dir / "toy").glob("*/cpu/*/record.json"))) == 4
     boards = tmp_path / "boards"
     assert main(["publish", "toy", "--out", str(boards), "--allow-dirty"]) == 0
     published = board(boards)
     assert published["task"] == "toy"
     assert "toy" in (boards / "index.md").read_text()
-    assert sorted(published["presets"]["cpu"]) == ["mean", "sgd"]
+    assert sorted(published["presets"]["cpu"]) == ["fit", "mean"]
     assert not (REPO / "leaderboards" / "toy.json").exists()
 
 
 def test_task_path_mistakes_are_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    clash = write_task(tmp_path / "clash", "emo")
+    clash = write_toy(tmp_path / "clash", "emo")
     (clash / "task.py").write_text((clash / "task.py").read_text().replace('name="toy"', 'name="emo"'))
     monkeypatch.setenv("BENCH_TASK_PATH", str(tmp_path / "clash"))
     with pytest.raises(BenchError, match="task 'emo' is already registered from bench"):
@@ -192,7 +80,7 @@ def test_task_path_mistakes_are_one_clear_error(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(BenchError, match="BENCH_TASK_PATH lists .*nowhere, which is not a folder"):
         registry.tasks()
     registry.found.cache_clear()
-    write_task(tmp_path / "taken", "json")
+    write_toy(tmp_path / "taken", "json")
     monkeypatch.setenv("BENCH_TASK_PATH", str(tmp_path / "taken"))
     with pytest.raises(BenchError, match="the name 'json' is taken by .*rename the folder"):
         registry.tasks()
@@ -202,7 +90,7 @@ def test_an_installed_distribution_adds_a_task_and_methods(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runs_dir: Path
 ) -> None:
     source = tmp_path / "source"
-    write_task(source, "toy_pkg")
+    write_toy(source, "toy_pkg")
     (source / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
         '[project]\nname = "toy-bench"\nversion = "0.1"\n'
@@ -220,7 +108,7 @@ def test_an_installed_distribution_adds_a_task_and_methods(
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
 
     assert registry.folder("toy") == (site / "toy_pkg").resolve()
-    assert [m.name for m in registry.get_task("toy").methods] == ["sgd", "mean", "median"]
+    assert [m.name for m in registry.get_task("toy").methods] == ["fit", "mean", "median"]
     assert registry.get_task("emo").method("median").target == "toy_pkg.method:Median"
     assert config.resolve("emo", ["preset=smoke", "method=median"])["method"] == "median"
     assert main(["sweep", "toy", "preset=cpu", "logger=none", "--methods", "median"]) == 0

@@ -7,12 +7,49 @@ from pathlib import Path
 
 import pytest
 
-from bench import provenance, records
-from bench.claims import Gate
+from bench import config, provenance, records, render
+from bench.claims import LEVELS, parse
 from bench.config import config_hash, resolve
 from bench.errors import BenchError
 from bench.leaderboard import check, publish
+from bench.registry import get_task
 from tests.test_records import GOOD
+
+# Claims of every level on the emo cpu preset, independent of what configs/emo/cpu.yaml declares.
+EMO_CLAIMS = {
+    "emo2m_ge_emo1m": {"method": "emo_2m", "op": ">=", "than": "emo_1m", "level": "paper", "bound": 0.0},
+    "emo5m_ge_emo2m": {"method": "emo_5m", "op": ">=", "than": "emo_2m", "level": "paper", "bound": 0.0},
+    "emo1m_ge_mobilenetv2_params": {
+        "method": "emo_1m",
+        "op": ">=",
+        "than": "mobilenetv2",
+        "level": "proxy",
+        "stands_for": "Table 3: EMO-1M 71.5 vs MobileNetV2 70.1 top-1 at matched params",
+        "why": "Fashion-MNIST at 112 px for one epoch",
+    },
+    "emo1m_above_85": {
+        "method": "emo_1m",
+        "op": ">",
+        "than": 0.85,
+        "level": "proxy",
+        "stands_for": "Table 3: EMO-1M 71.5 top-1",
+        "why": "Fashion-MNIST at 112 px",
+        "expect": 0.05,
+        "expect_why": "a point of accuracy, as the paper's margins",
+    },
+    "emo1m_positive": {"method": "emo_1m", "op": ">", "than": 0.0, "level": "check"},
+}
+
+
+@pytest.fixture
+def emo_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emo cpu preset judges EMO_CLAIMS."""
+    section = {
+        cid: {"text": cid, "metric": "test/acc", "source": f"source of {cid}", **spec}
+        for cid, spec in EMO_CLAIMS.items()
+    }
+    declared = parse(section, "emo cpu", {m.name for m in get_task("emo").methods}, reduced=True)
+    monkeypatch.setattr(config, "preset_claims", lambda task, preset: declared if preset == "cpu" else ())
 
 
 def record(
@@ -42,7 +79,9 @@ def put(root: Path, method: str, seed: int, acc: float, finished: str = "2026-01
     return path
 
 
-def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tmp_path: Path) -> None:
+def test_publish_aggregates_dedupes_and_judges_with_intervals(
+    runs_dir: Path, tmp_path: Path, emo_claims
+) -> None:
     for seed, acc in enumerate((0.8, 0.9)):
         put(runs_dir / "emo", "emo_1m", seed, acc)
         put(runs_dir / "emo", "emo_2m", seed, acc + 0.05)
@@ -56,6 +95,7 @@ def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tm
     _, skipped = publish("emo", [other], tmp_path / "boards")
 
     board = json.loads((tmp_path / "boards" / "emo.json").read_text())
+    assert board["schema"] == 3
     row = board["presets"]["cpu"]["emo_1m"]["metrics"]["test/acc"]
     assert (
         row["n"] == 2 and row["mean"] == pytest.approx(0.85) and row["std"] == pytest.approx(0.0707, abs=1e-4)
@@ -66,35 +106,35 @@ def test_publish_aggregates_dedupes_and_judges_with_intervals(runs_dir: Path, tm
     assert claims["emo1m_ge_mobilenetv2_params"]["verdict"] == "does not hold"
     assert claims["emo1m_ge_mobilenetv2_params"]["bound"] == pytest.approx(0.95)
     assert claims["emo5m_ge_emo2m"]["verdict"] == "inconclusive"  # one shared seed: no interval
+    assert claims["emo1m_above_85"]["underpowered"] and claims["emo1m_above_85"]["level"] == "proxy"
     md = (tmp_path / "boards" / "emo.md").read_text()
     assert "0.8500 ± 0.0707 (2)" in md and "does not hold" in md and "71.5" in md
     assert md.index("### claims") < md.index("### results") < md.index("all metrics")
-    assert "emo" in (tmp_path / "boards" / "index.md").read_text()
-    assert "1 hold, 1 inconclusive, 1 do not" in (tmp_path / "boards" / "index.md").read_text()
+    paper, proxy, check_ = (md.index(f"#### {render.LEVEL_TITLES[level]}") for level in LEVELS)
+    assert (
+        paper
+        < md.index("emo2m_ge_emo1m")
+        < proxy
+        < md.index("emo1m_above_85")
+        < check_
+        < md.index("emo1m_pos")
+    )
+    needed = claims["emo1m_above_85"]["seeds_needed"]
+    assert f"inconclusive: underpowered (about {needed} seeds needed)" in md
+    assert "stands for Table 3: EMO-1M 71.5 top-1; source of emo1m_above_85" in md
+    assert "| source of emo2m_ge_emo1m |" in md, "the source beside each claim"
+    index = (tmp_path / "boards" / "index.md").read_text()
+    assert "| paper claims | proxy claims |" in index
+    paper_tally = "1 hold, 1 inconclusive, 0 do not, 0 not judged"
+    proxy_tally = "0 hold, 1 inconclusive (1 underpowered), 1 do not, 0 not judged"
+    assert f"| {paper_tally} | {proxy_tally} |" in index, "paper and proxy verdicts counted apart"
+    html = (tmp_path / "boards" / "site" / "emo.html").read_text()
+    assert f'<span class="v inconclusive">inconclusive</span><br><small>underpowered (about {needed}' in html
+    assert "<th>proxy claims</th>" in (tmp_path / "boards" / "site" / "index.html").read_text()
     assert any("junk/record.json" in line for line in skipped)
     assert any("a later run of the same config" in line for line in skipped)
     committed = sorted((tmp_path / "boards" / "records" / "emo").glob("**/*.json"))
     assert len(committed) == 7, "every published record is copied beside the boards"
-
-
-def test_verdicts_are_three_valued() -> None:
-    from bench.claims import Claim, judge
-
-    claim = Claim("c", "a >= b", "m", "a", ">=", "b")
-
-    def runs(a: list[float], b: list[float]) -> dict:
-        return {"a": {s: {"m": v} for s, v in enumerate(a)}, "b": {s: {"m": v} for s, v in enumerate(b)}}
-
-    assert judge(claim, runs([1.0, 1.1, 1.2], [0.5, 0.6, 0.65]))["verdict"] == "holds"
-    assert judge(claim, runs([0.1, 0.2, 0.3], [0.5, 0.6, 0.65]))["verdict"] == "does not hold"
-    noisy = judge(claim, runs([1.0, 0.2, 0.9], [0.5, 0.6, 0.65]))
-    assert noisy["verdict"] == "inconclusive" and noisy["lo"] < 0 < noisy["hi"] and noisy["n"] == 3
-    assert judge(claim, runs([1.0], [0.5]))["verdict"] == "inconclusive"  # one seed: no interval
-    gated = Claim("g", "", "m", "a", ">=", 0.0, requires=(Gate("m", "b", ">=", 0.9),))
-    assert judge(gated, runs([1.0, 1.0], [0.5, 0.6]))["verdict"] == "not judged"
-    same_run = Claim("s", "", "m", "a", ">", {"metric": "n"}, scale=2.0)
-    out = judge(same_run, {"a": {s: {"m": 1.0, "n": n} for s, n in enumerate((0.1, 0.2, 0.15))}})
-    assert out["verdict"] == "holds" and out["bound"] == pytest.approx(0.3)
 
 
 def test_a_variant_run_leaves_the_standard_row_unchanged(runs_dir: Path, tmp_path: Path) -> None:
@@ -200,3 +240,19 @@ def test_publish_shows_each_methods_lowest_seed_figures(runs_dir: Path, tmp_path
     assert not list(site.glob("emo-cpu-emo_5m-*"))
     assert "emo_1m (seed 0)" in (site / "emo.html").read_text()
     assert "![emo_1m (seed 0)](site/emo-cpu-emo_1m-grid.png)" in (tmp_path / "boards" / "emo.md").read_text()
+
+
+def test_publish_wandb_sends_each_board_it_writes(
+    runs_dir: Path, tmp_path: Path, emo_claims, monkeypatch, capsys
+) -> None:
+    from bench import tracking
+    from bench.cli import main
+
+    put(runs_dir / "emo", "emo_1m", 0, 0.8)
+    sent = []
+    monkeypatch.setattr(tracking, "log_claims", lambda board, folder: sent.append((board, folder)) or "run1")
+    assert main(["publish", "emo", "--out", str(tmp_path / "boards"), "--wandb"]) == 0
+    ((board, folder),) = sent
+    assert board == json.loads((tmp_path / "boards" / "emo.json").read_text())
+    assert folder == runs_dir / "wandb-claims" / "emo"
+    assert "logged the claims of emo to W&B (run run1)" in capsys.readouterr().out

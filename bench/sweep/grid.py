@@ -8,14 +8,27 @@ import itertools
 from bench import config
 from bench.errors import BenchError
 
+AUTO_SEEDS_CAP = 20  # the most seeds ``--seeds auto`` asks for
+
 
 def _seeds(task: str, preset: str, seeds: str | None) -> list[int]:
     if not seeds:
         return config.preset_seeds(task, preset)
+    if seeds == "auto":
+        return auto_seeds(task, preset)
     try:
         return [int(s) for s in seeds.split(",")]
     except ValueError:
-        raise BenchError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+        raise BenchError(f"--seeds takes comma-separated integers or auto, got {seeds!r}") from None
+
+
+def auto_seeds(task: str, preset: str) -> list[int]:
+    """The seeds a rerun needs: 0..N-1, N the most seeds an underpowered claim on the committed
+    board needs (at most AUTO_SEEDS_CAP), together with the preset's own seeds."""
+    from bench.leaderboard import seeds_needed
+
+    needed = min(seeds_needed(task, preset), AUTO_SEEDS_CAP)
+    return sorted(set(range(needed)) | set(config.preset_seeds(task, preset)))
 
 
 def axes(
@@ -24,7 +37,8 @@ def axes(
     """The sweep's axes, ``{key: [values]}`` in order: preset, method, seed, then the rest.
 
     Methods: ``--methods``, else a ``method=`` override, else the preset's ``sweep: {methods:}``;
-    seeds: a ``seed=`` override, else ``--seeds``, else the preset's ``seeds:``.
+    seeds: a ``seed=`` override, else ``--seeds`` (a list, or ``auto``: what the committed board's
+    underpowered claims need), else the preset's ``seeds:``.
     """
     fixed = config.parse_overrides(overrides)
     preset = str(fixed.pop("preset", "cpu"))

@@ -274,6 +274,22 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path
     assert finish(resumed) == whole
 
 
+def test_a_run_continuing_a_cached_stage1_ends_as_the_run_that_built_it() -> None:
+    """A staged run reading stage 1 from the cache (with its generators' states) goes on as the
+    run that trained stage 1 itself did: a result does not depend on which method ran first."""
+    cfg = resolve("getup", ["preset=smoke", "method=staged", "methods.staged.phases=[strong,curriculum]"])
+    built = finish(started(cfg))
+    reused = started(cfg)
+    assert reused.phase == 1  # stage 1 came from the cache
+    assert finish(reused) == built
+
+
+def test_each_seed_trains_on_its_own_falls_and_tests_on_the_same() -> None:
+    (train0, test0), (train1, test1) = (fallen.pools(data(), seed) for seed in (0, 1))
+    assert not np.array_equal(train0["qpos"], train1["qpos"])
+    assert np.array_equal(test0["qpos"], test1["qpos"])
+
+
 @pytest.mark.parametrize(
     ("over", "match"),
     [

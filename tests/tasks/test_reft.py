@@ -322,14 +322,12 @@ def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(
     state through torch.save/load into a fresh instance of another process's global random state,
     then finished: the same weights per phase and the same results as a run never stopped (the
     flips draw from the global generator, which the state carries)."""
-    from bench.tasks.reft.base import base_stage
     from bench.tasks.reft.method import FewShotMethod
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     cfg, dm = _fixture_dm(coco_root)
-    base_stage(cfg, dm)  # built before either run: building reseeds the global generator
 
-    def fresh() -> FewShotMethod:
+    def fresh() -> FewShotMethod:  # the first builds the base stage: on a random state of its own
         run = FewShotMethod(cfg, refs=("feature", "instance"), distill=True)
         run.out_dir = tmp_path
         run.setup(dm)
@@ -356,6 +354,40 @@ def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(
         assert all(torch.equal(v, resumed.states[name][k]) for k, v in state.items()), name
     np.testing.assert_equal(resumed.results(), whole.results())
     assert (tmp_path / "predictions.png").is_file()
+
+
+def test_methods_with_and_without_references_fine_tune_on_the_same_batches(
+    coco_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Plain fine-tuning and RefT on one seed load the same query images at every step of every
+    phase, flips included: the support passes (and the test references filled after a phase)
+    draw from the supports' own streams, so the runs' paired difference is the method's."""
+    import bench.tasks.reft.method as method
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg, dm = _fixture_dm(coco_root)
+    real = method.episode
+
+    def queries(**kwargs) -> list[torch.Tensor]:
+        seen = []
+
+        def episode(*args, **kw):
+            out = real(*args, **kw)
+            seen.append(out[0].clone())
+            return out
+
+        monkeypatch.setattr(method, "episode", episode)
+        torch.manual_seed(0)
+        run = method.FewShotMethod(cfg, **kwargs)
+        run.out_dir = tmp_path
+        run.setup(dm)
+        while not run.step():
+            pass
+        return seen
+
+    plain, reft = queries(), queries(refs=("feature", "instance"), distill=True)
+    assert len(plain) == len(reft) == 3 * cfg["finetune"]["steps"]
+    assert all(torch.equal(a, b) for a, b in zip(plain, reft, strict=True))
 
 
 def test_base_distillation_vanishes_only_at_the_teacher() -> None:

@@ -80,11 +80,14 @@ def collate(items: list[dict]) -> dict:
 
 
 class SceneDataModule(L.LightningDataModule):
-    """``data.source=synthetic`` (the cpu default) or ``real`` (nuScenes under ``data.root``)."""
+    """``data.source=synthetic`` (the cpu default) or ``real`` (nuScenes under ``data.root``). The
+    training order is drawn from a generator of the run's seed alone, so every method sees the same
+    batches on one seed, whatever its initialisation drew."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
         self.d = cfg["data"]
+        self.order = torch.Generator().manual_seed(cfg["seed"])
         self.classes = list(cfg["data"]["classes"])
         self.train_set = self.test_set = None
 
@@ -112,6 +115,7 @@ class SceneDataModule(L.LightningDataModule):
             self.train_set,
             batch_size=self.d["batch_size"],
             shuffle=True,
+            generator=self.order,
             collate_fn=collate,
             drop_last=True,
             num_workers=self.d["workers"],

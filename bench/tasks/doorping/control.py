@@ -14,7 +14,7 @@ import torch
 from bench import artifacts
 from bench.tasks.doorping.data import Images
 
-VERSION = 1
+VERSION = 2
 FILE = "clean_set.pt"
 
 

@@ -61,6 +61,11 @@ class DistillAttack(LoopMethod):
         check_config(cfg)
         self.attack = attack
         self.gen = torch.Generator().manual_seed(cfg["seed"])
+        # the nets DOORPING alone trains for its trigger draw from a stream of their own, so that
+        # every attack draws the same real batches and nets from ``gen`` (paired over a seed)
+        self.trigger_gen = torch.Generator().manual_seed(
+            int(np.random.SeedSequence((cfg["seed"], 1)).generate_state(1)[0])
+        )
         self.it = 0  # distillation iterations done
         self.trigger_steps = 0
         self.distill_s = 0.0
@@ -102,10 +107,11 @@ class DistillAttack(LoopMethod):
         self.poison = torch.from_numpy(rng.permutation(len(self.x))[: int(len(self.x) * a["portion"])]).to(
             dev
         )
-        if self.doorping:
-            self.trigger = attacks.random_trigger(mask, im.lo, im.hi, self.gen).to(dev)
-        else:  # the clean run is measured against NAIVEATTACK's trigger
-            self.trigger = attacks.white_trigger(self.mask, self.hi)
+        # every attack draws DOORPING's initial trigger, so that all four draw the same stream
+        # after it (the synthetic set, the real batches, the nets): paired over a seed
+        random = attacks.random_trigger(mask, im.lo, im.hi, self.gen).to(dev)
+        # the clean run is measured against NAIVEATTACK's trigger
+        self.trigger = random if self.doorping else attacks.white_trigger(self.mask, self.hi)
         if self.attack != "clean":
             self.x[self.poison] = attacks.stamp(self.x[self.poison], self.trigger, self.mask)
             self.y[self.poison] = a["target"]
@@ -120,12 +126,13 @@ class DistillAttack(LoopMethod):
         else:
             self.opt_img = torch.optim.SGD([self.syn], lr=s["lr_img"], momentum=s["momentum_img"])
 
-    def _net(self) -> nn.Module:
+    def _net(self, gen: torch.Generator | None = None) -> nn.Module:
         """A fresh ConvNet, channels_last (~1.5x faster convolutions on CPU, measured in perf.py),
-        initialised from a seed drawn from the run's generator: every random draw of a run comes
-        from its seed, so the clean distillation is the same inside any run (the shared stage)."""
+        initialised from a seed drawn from ``gen`` (default: the run's generator): every random
+        draw of a run comes from its seed, so the clean distillation is the same inside any run
+        (the shared stage)."""
         d = self.cfg["data"]
-        seed = int(torch.randint(2**31 - 1, (1,), generator=self.gen))
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen or self.gen))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = build_net(self.cfg, d["channels"], d["image_size"])
@@ -176,9 +183,9 @@ class DistillAttack(LoopMethod):
         self._syn_step(loss)
         if self.doorping and (it + 1) % s["dm_trigger_every"] == 0:
             # DM trains no network; DOORPING needs one trained on the synthetic set (our extension).
-            net = self._net()
+            net, gen = self._net(self.trigger_gen), self.trigger_gen
             distill.train_net(
-                net, self.syn.detach(), self.syn_labels, self.cfg["inner"], s["dm_net_epochs"], self.gen
+                net, self.syn.detach(), self.syn_labels, self.cfg["inner"], s["dm_net_epochs"], gen
             )
             self._restamp(net)
         return loss
@@ -222,7 +229,7 @@ class DistillAttack(LoopMethod):
         net = self._net()
         w = distill.dd_unroll(net, self._dd_steps(self.syn), F.softplus(self.raw_lrs), create_graph=True)
         if self.doorping:
-            trained = self._net()
+            trained = self._net(self.trigger_gen)
             trained.load_state_dict({k: v.detach() for k, v in w.items()})
             self._restamp(trained)
         n = s["batch_real"] * self.cfg["data"]["num_classes"]
@@ -236,29 +243,37 @@ class DistillAttack(LoopMethod):
         clean distillation of the same seed (the shared stage; the clean run's own nets are its
         controls, and it offers its set to the stage); run the defenses; save the set as a PNG."""
         syn, raw_lrs = self.syn.detach(), self.raw_lrs.detach()
+        start = self.gen.get_state()
         self.eval_nets = self._trained_nets(syn, raw_lrs)
         if self.attack == "clean":
             control.offer(self.cfg, syn, raw_lrs)
             self.control_nets = self.eval_nets
         else:
             clean = control.clean_set(self.cfg, self.dm.images, self.device)
-            self.control_nets = self._trained_nets(clean["syn"], clean["raw_lrs"])
+            # drawn from where the eval nets were: the clean run's own nets, and the draws after
+            # (the defenses) stay the clean run's
+            gen = torch.Generator().set_state(start)
+            self.control_nets = self._trained_nets(clean["syn"], clean["raw_lrs"], gen)
         self._neural_cleanse()
         self._fine_prune()
         self._save_grid(self.out_dir / "distilled.png")
 
-    def _trained_nets(self, syn: torch.Tensor, raw_lrs: torch.Tensor) -> list[nn.Module]:
+    def _trained_nets(
+        self, syn: torch.Tensor, raw_lrs: torch.Tensor, gen: torch.Generator | None = None
+    ) -> list[nn.Module]:
         """``eval.nets`` fresh ConvNets trained on ``syn`` by the official recipe (DD: replaying its
-        learned steps ``raw_lrs``, as DD evaluates), in eval mode."""
+        learned steps ``raw_lrs``, as DD evaluates), in eval mode, drawing from ``gen`` (default:
+        the run's generator)."""
+        gen = gen or self.gen
         e, nets = self.cfg["eval"], []
         syn, raw_lrs = syn.to(self.device), raw_lrs.to(self.device)
         for _ in range(e["nets"]):
-            net = self._net()
+            net = self._net(gen)
             if self.cfg["distill"]["algorithm"] == "dd":
                 w = distill.dd_unroll(net, self._dd_steps(syn), F.softplus(raw_lrs), False)
                 net.load_state_dict({k: v.detach() for k, v in w.items()})
             else:
-                distill.train_net(net, syn, self.syn_labels, e, e["epochs"], self.gen)
+                distill.train_net(net, syn, self.syn_labels, e, e["epochs"], gen)
             nets.append(net.eval())
         return nets
 

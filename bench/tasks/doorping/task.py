@@ -42,5 +42,11 @@ TASK = Task(
     reported={"doorping": {"test/asr": 1.0}},
     reported_note="the paper's abstract: DOORPING ASR close to 1.0 in all cases (tables not transcribed)",
     figures=("distilled.png",),
+    seed_varies=("init", "order"),
+    seed_fixed={
+        "data": "the real pool and test split are a fixed per-class subset (data.subset_seed), as "
+        "the paper distils one fixed dataset; the seed draws the poisoned images, the synthetic "
+        "set's and the trigger's initialisation and every batch and network after them"
+    },
     version=3,
 )

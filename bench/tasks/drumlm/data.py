@@ -22,6 +22,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from bench.artifacts import cached
@@ -145,11 +146,14 @@ def collate(items: list[Groove]) -> tuple[list[Groove]]:
 
 
 class GrooveDataModule(L.LightningDataModule):
-    """Train / val / test grooves; the test split is capped at ``data.test_size``."""
+    """Train / val / test grooves; the test split is capped at ``data.test_size``. The training
+    order is drawn from a generator of the run's seed alone, so every method sees the same batches
+    on one seed, whatever its initialisation drew."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
         self.d = cfg["data"]
+        self.order = torch.Generator().manual_seed(cfg["seed"])
         if self.d["bars"] <= notation.PROMPT_BARS:
             raise BenchError(f"data.bars={self.d['bars']} must exceed the {notation.PROMPT_BARS} prompt bars")
         self.splits: dict[str, list[Groove]] | None = None
@@ -164,7 +168,11 @@ class GrooveDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.splits["train"], batch_size=self.d["batch_size"], shuffle=True, collate_fn=collate
+            self.splits["train"],
+            batch_size=self.d["batch_size"],
+            shuffle=True,
+            generator=self.order,
+            collate_fn=collate,
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -26,8 +26,15 @@ def vocabulary() -> str:
 
 
 def pretrain_chargpt(folder: Path, m: dict, p: dict) -> None:
-    """Next-character prediction on random windows of the English corpus."""
-    torch.manual_seed(p["seed"])
+    """Next-character prediction on random windows of the English corpus, seeded by
+    ``pretrain.seed`` on a forked generator: the run that builds the stage goes on drawing from its
+    own seed's stream, as the runs that find it built do."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(p["seed"])
+        _pretrain(folder, m, p)
+
+
+def _pretrain(folder: Path, m: dict, p: dict) -> None:
     tok = CharTokenizer(vocabulary())
     data = torch.tensor(tok.encode(english()))
     model = chargpt(m, len(tok))

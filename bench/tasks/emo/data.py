@@ -106,11 +106,14 @@ class ImageDataModule(L.LightningDataModule):
     """``data.source=bundled``: a fixed subset of Fashion-MNIST, resized and made 3-channel once,
     held as tensors. ``data.source=real``: ``<root>/train`` and ``<root>/val`` ImageFolders
     (ImageNet layout) with the official augmentation; val doubles as test, as on ImageNet. Batches
-    are pinned when the run trains on CUDA."""
+    are pinned when the run trains on CUDA. The training order is drawn from a generator of the
+    run's seed alone, so every method sees the same batches on one seed, whatever its
+    initialisation drew."""
 
     def __init__(self, cfg: dict) -> None:
         super().__init__()
         self.data = cfg["data"]
+        self.order = torch.Generator().manual_seed(cfg["seed"])
         self.splits: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -166,6 +169,7 @@ class ImageDataModule(L.LightningDataModule):
             self.splits[split],
             batch_size=self.data["batch_size"],
             shuffle=split == "train",
+            generator=self.order if split == "train" else None,
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=on_cuda,

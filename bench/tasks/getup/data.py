@@ -1,5 +1,6 @@
-"""The get-up data: the character's environment and its pools of fallen start states (training
-and test), served to the method. Nothing is read from disk: the simulator is the data."""
+"""The get-up data: the character's environment and its pools of fallen start states (training,
+drawn by the run's seed, and test, the same for every seed), served to the method. Nothing is read
+from disk: the simulator is the data."""
 
 from __future__ import annotations
 
@@ -25,4 +26,4 @@ class GetUpData(L.LightningDataModule):
         if self.env is None:
             d = self.cfg["data"]
             self.env = GetUpEnv(d)
-            self.train_pool, self.test_pool = fallen.pools(d)
+            self.train_pool, self.test_pool = fallen.pools(d, self.cfg["seed"])

@@ -1,8 +1,10 @@
 """Fallen start states, as in the paper: a random joint pose and root orientation (lying face down
 or face up, random heading), then ``settle_s`` seconds of zero action so the body comes to rest.
 
-The pool depends only on the ``data`` config, so it is a shared stage (``bench.artifacts``):
-built once and reused by every method and seed.
+The training pool is drawn by the run's seed (from ``data.pool_seed`` and the seed), so each seed
+trains on its own sample of falls; the held-out test pool is drawn by ``data.pool_seed`` alone, the
+same for every seed. Both are a shared stage (``bench.artifacts``) of the ``data`` config and the
+seed: built once and reused by every method of that seed.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def fall(env: GetUpEnv, rng: np.random.Generator, face_down: bool, d: dict) -> t
     return env.state()
 
 
-def build_pool(d: dict, n: int, seed: int) -> dict[str, np.ndarray]:
+def build_pool(d: dict, n: int, seed: int | list[int]) -> dict[str, np.ndarray]:
     """``n`` fallen states, alternately aimed face down and face up; ``prone`` is where each
     actually came to rest (a body may roll over while settling)."""
     env, rng = GetUpEnv(d), np.random.default_rng(seed)
@@ -63,11 +65,12 @@ def build_pool(d: dict, n: int, seed: int) -> dict[str, np.ndarray]:
     return {"qpos": np.stack(qpos), "qvel": np.stack(qvel), "prone": np.array(prone)}
 
 
-def pools(d: dict) -> tuple[dict, dict]:
-    """(training pool, test pool) of fallen states, cached by the data config."""
+def pools(d: dict, seed: int) -> tuple[dict, dict]:
+    """(training pool, test pool) of fallen states for the run's ``seed``, cached by the data
+    config and the seed."""
 
     def build(folder) -> None:
-        train = build_pool(d, d["pool_size"], d["pool_seed"])
+        train = build_pool(d, d["pool_size"], [d["pool_seed"], seed])
         test = build_pool(d, d["test_states"], d["pool_seed"] + 1)
         arrays = {f"{s}_{k}": v for s, pool in (("train", train), ("test", test)) for k, v in pool.items()}
         np.savez(folder / "pool.npz", **arrays)
@@ -81,7 +84,7 @@ def pools(d: dict) -> tuple[dict, dict]:
         "drop_height",
         "settle_s",
     )
-    folder = cached("getup", "fallen", {k: d[k] for k in keys}, build, VERSION)
+    folder = cached("getup", "fallen", {k: d[k] for k in keys} | {"seed": seed}, build, VERSION)
     z = np.load(folder / "pool.npz")
     split = {s: {k: z[f"{s}_{k}"] for k in ("qpos", "qvel", "prone")} for s in ("train", "test")}
     return split["train"], split["test"]

@@ -12,6 +12,8 @@ seed, so ``staged`` reuses ``strong_only``'s policy and buffer), ``curriculum`` 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,7 +29,7 @@ from bench.tasks.getup.model import Agent, Replay
 from bench.tasks.getup.tracking import Tracking, collect, evaluate_tracking
 
 PHASES = ("strong", "curriculum", "track", "weak")
-STAGE1_VERSION = 2  # in the stage-1 artifact's address: raised when what a config's stage 1 holds changes
+STAGE1_VERSION = 3  # in the stage-1 artifact's address: raised when what a config's stage 1 holds changes
 
 
 class GetUpMethod(LoopMethod):
@@ -49,6 +51,13 @@ class GetUpMethod(LoopMethod):
 
     # --- building -------------------------------------------------------------------------
     def setup(self, datamodule) -> None:
+        """``build``, then continue from the cached stage 1 of this config and seed, if any."""
+        self.build(datamodule)
+        if self.phases[0] == "strong":
+            self.load_stage1()
+
+    def build(self, datamodule) -> None:
+        """The agents, buffers, optimizers and seeded generators of a run from its start."""
         o = self.cfg["optim"]
         self.env: GetUpEnv = datamodule.env
         self.train_pool, self.test_pool = datamodule.train_pool, datamodule.test_pool
@@ -72,8 +81,6 @@ class GetUpMethod(LoopMethod):
         )
         self.phase, self.t_phase, self.t, self.updates, self.obs = 0, 0, 0, 0, None
         self.t_track = 0
-        if self.phases[0] == "strong":
-            self.load_stage1()
 
     def optimizers(self, agent: Agent) -> list[torch.optim.Optimizer]:
         """Adam for the actor, the critic and the temperature, in that order."""
@@ -102,7 +109,8 @@ class GetUpMethod(LoopMethod):
         return {k: self.cfg[k] for k in keys} | {"steps": self.cfg["steps"]["stage1"]}
 
     def load_stage1(self) -> None:
-        """Continue from the cached stage 1 of this config and seed, when another run built it."""
+        """Continue from the cached stage 1 of this config and seed, when another run built it:
+        with its generators' states too, so the run goes on as the one that built it did."""
         folder = find("getup", "stage1", self.stage1_config(), STAGE1_VERSION)
         if folder is None:
             return
@@ -112,6 +120,8 @@ class GetUpMethod(LoopMethod):
         for opt, state in zip(self.opts, saved["optim"], strict=True):
             opt.load_state_dict(state)
         self.t, self.updates = saved["t"], saved["updates"]
+        self.rng.bit_generator.state = json.loads(saved["rng"])
+        self.gen.set_state(saved["gen"])
         self.info["stage1_success"] = saved["success"]
         self.next_phase()
 
@@ -124,6 +134,8 @@ class GetUpMethod(LoopMethod):
             "t": self.t,
             "updates": self.updates,
             "success": success,
+            "rng": json.dumps(self.rng.bit_generator.state),
+            "gen": self.gen.get_state(),
         }
         cached(
             "getup",

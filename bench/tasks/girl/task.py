@@ -27,6 +27,11 @@ TASK = Task(
         Method("multitask", METHOD, "multi-task policy gradient on p0 (no inner step), adapted at test"),
         Method("robust", METHOD, "GiRL with eps = 2: the adversary may put any distribution"),
     ),
+    seed_varies=("init", "order"),
+    seed_fixed={
+        "data": "the task family (training goals, their nominal distribution, held-out goals) is the "
+        "setting under test, built from the config alone; a seed draws the episodes on it"
+    },
     reported={},
     reported_note="the paper reports learning curves on MuJoCo (HalfCheetah, Ant, ...) in figures, "
     "no table: GiRL above MAML in worst-case and held-out returns (paper preset only)",

@@ -1,5 +1,8 @@
 """The population: networks of one architecture with varied hyperparameters, weights snapshotted
-at every epoch of evidence, final test accuracy as the label. A shared stage, cached by its sub-config.
+at every epoch of evidence, final test accuracy as the label. The run's seed draws it (with
+``population.seed``): each seed judges the predictors on a population of its own, so the seeds'
+spread holds the population-to-population variation, not only the fold splits'. A shared stage,
+cached by its sub-config (which holds the seed): built once per seed, read by every method.
 
 Trained by a plain PyTorch loop: it is the task's dataset, not a method under evaluation, and a
 Trainer per tiny network would cost more than the network.
@@ -42,10 +45,10 @@ class Population:
 
 
 def sub_config(cfg: dict) -> dict:
-    """What the population depends on: the data and population sections and the chosen
-    architecture's spec, nothing else (``data.root`` only where it is read)."""
+    """What the population depends on: the data and population sections, the chosen
+    architecture's spec and the run's seed, nothing else (``data.root`` only where it is read)."""
     data = {k: v for k, v in cfg["data"].items() if k != "root" or cfg["data"]["source"] in images.ON_DISK}
-    return {"data": data, "population": cfg["population"], "arch": spec(cfg)}
+    return {"data": data, "population": cfg["population"], "arch": spec(cfg), "seed": cfg["seed"]}
 
 
 def spec(cfg: dict) -> dict:
@@ -155,7 +158,7 @@ def build(cfg: dict, folder: Path) -> None:
     # Networks this small run fastest on one thread; two threads on a shared machine ran ~8x slower.
     torch.set_num_threads(p["threads"])
     try:
-        _build(p, spec(cfg), splits, folder, device(cfg["trainer"]["accelerator"]))
+        _build(p, spec(cfg), splits, folder, device(cfg["trainer"]["accelerator"]), cfg["seed"])
     finally:
         torch.set_num_threads(threads)
 
@@ -168,9 +171,11 @@ def device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def _build(p: dict, arch: dict, splits: images.Splits, folder: Path, dev: torch.device) -> None:
+def _build(
+    p: dict, arch: dict, splits: images.Splits, folder: Path, dev: torch.device, run_seed: int
+) -> None:
     classes = int(max(splits.train[1].max(), splits.test[1].max())) + 1
-    rng = np.random.default_rng(p["seed"])
+    rng = np.random.default_rng([p["seed"], run_seed])
     rows, curves, redraws = [], {"val_acc": [], "val_loss": [], "train_loss": [], "final_acc": []}, 0
     (folder / "weights").mkdir()
     while len(rows) < p["size"]:

@@ -31,6 +31,12 @@ TASK = Task(
         _predictor("hparams", ["hparams"], "baseline: the hyperparameters alone (no training evidence)"),
     ),
     headline=("test/pearson", "test/auroc", "test/acc_k1"),
+    # A seed draws the population (with population.seed) and its folds, and the forests' random
+    # state (predictor.kind=linear has none: its fit is deterministic).
+    seed_varies=("data", "init"),
+    seed_fixed={
+        "order": "a predictor is fit by sklearn on whole folds at once: there is no order of examples"
+    },
     reported={"degree": {"lenet_cifar10_acc_k5": "> 0.93"}},
     reported_note="good/bad accuracy of the weighted-degree summary predictor, 5 epochs of LeNet on "
     "CIFAR-10, as TASKS.md states it; the cpu preset is LeNets on sklearn digits",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,7 +35,11 @@ class Episodes:
     """Query batches and support episodes drawn from one set of images, never sharing an image:
     the query batch first (``n_query`` distinct images, one image kept back for the support when
     a support is asked for), then one support image (not in the query) for each class the query
-    holds, in a random order, then random other images, up to ``n_support``."""
+    holds, in a random order, then random other images, up to ``n_support``.
+
+    With a ``support_gen``, the support's random choices come from it alone and one image is kept
+    back whether a support is asked for or not: the query batches ``gen`` yields are then the same
+    for a method with references and one without (a paired comparison)."""
 
     def __init__(self, ds: Instances) -> None:
         self.n = len(ds)
@@ -46,22 +51,34 @@ class Episodes:
             for c in cs:
                 self.holders.setdefault(c, []).append(i)
 
-    def draw(self, n_query: int, n_support: int, gen: torch.Generator) -> tuple[list[int], list[int]]:
+    def draw(
+        self, n_query: int, n_support: int, gen: torch.Generator, support_gen: torch.Generator | None = None
+    ) -> tuple[list[int], list[int]]:
+        sgen = gen if support_gen is None else support_gen
         perm = torch.randperm(self.n, generator=gen).tolist()
-        nq = min(n_query, self.n - (1 if n_support and self.n > 1 else 0))
+        keep = (n_support > 0 or support_gen is not None) and self.n > 1
+        nq = min(n_query, self.n - keep)
         query, taken = perm[:nq], set(perm[:nq])
         support: list[int] = []
         wanted = sorted({c for i in query for c in self.classes[i]})
-        for j in torch.randperm(len(wanted), generator=gen).tolist():
+        for j in torch.randperm(len(wanted), generator=sgen).tolist():
             if len(support) >= n_support:
                 break
             free = [i for i in self.holders[wanted[j]] if i not in taken]
             if free:
-                pick = free[int(torch.randint(len(free), (1,), generator=gen))]
+                pick = free[int(torch.randint(len(free), (1,), generator=sgen))]
                 support.append(pick)
                 taken.add(pick)
         support += [i for i in perm[nq:] if i not in taken][: max(0, n_support - len(support))]
         return query, support
+
+
+@contextmanager
+def own_stream(device: torch.device, gen: torch.Generator):
+    """Run the block on a global random state seeded from ``gen``, then restore the caller's."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        yield
 
 
 def support_sums(model, ds: Instances, device: torch.device, idx: list[int] | None = None) -> tuple:
@@ -74,16 +91,27 @@ def support_sums(model, ds: Instances, device: torch.device, idx: list[int] | No
     return sums
 
 
-def episode(model, ds, episodes: Episodes, n_query: int, n_support: int, refs, gen, extra=None):
+def episode(
+    model, ds, episodes: Episodes, n_query: int, n_support: int, refs, gen, extra=None, support_gen=None
+):
     """One training episode: a query batch and, when ``refs`` is not empty, a support episode
     from other images whose per-class means (plus the per-class sums ``extra``) are the bank the
-    query's forward uses. Returns (query images, targets, forward output, refs used)."""
+    query's forward uses. Returns (query images, targets, forward output, refs used).
+
+    With a ``support_gen`` (``Episodes.draw``), the support pass (its flips, its matching's point
+    samples) also draws from a global random state of its own, seeded from ``support_gen``: the
+    run's global stream (the query's flips, the loss's point samples) is left as a method without
+    references leaves it."""
     device = model.centres.device
-    query, support = episodes.draw(n_query, n_support if refs else 0, gen)
+    query, support = episodes.draw(n_query, n_support if refs else 0, gen, support_gen)
     images, targets = fetch(ds, query, device)
     bank = None
     if refs and support:
-        sums = support_sums(model, ds, device, support)
+        if support_gen is None:
+            sums = support_sums(model, ds, device, support)
+        else:
+            with own_stream(device, support_gen):
+                sums = support_sums(model, ds, device, support)
         if extra is not None:
             sums = tuple(a + b for a, b in zip(sums, extra, strict=True))
         bank = model.bank_from(*sums)
@@ -182,11 +210,16 @@ def base_stage(cfg: dict, dm) -> Path:
     sub = {"data": data_key, "model": cfg["model"], "base": cfg["base"]}
 
     def build(folder: Path) -> None:
+        gpu = cfg["trainer"]["accelerator"] != "cpu" and torch.cuda.is_available()
+        device = torch.device("cuda" if gpu else "cpu")
+        # on a random state of its own: a run that builds the stage goes on as one that reads it
+        with torch.random.fork_rng(devices=[device] if gpu else []):
+            train_base(folder, device)
+
+    def train_base(folder: Path, device: torch.device) -> None:
         b = cfg["base"]
         torch.manual_seed(b["seed"])
         gen = torch.Generator().manual_seed(b["seed"])
-        gpu = cfg["trainer"]["accelerator"] != "cpu" and torch.cuda.is_available()
-        device = torch.device("cuda" if gpu else "cpu")
         model = FewShotMask2Former(cfg["model"], dm.num_classes, REFS).to(device)
         t0 = time.perf_counter()
         state = artifacts.progress("reft", "base", sub, version=VERSION) / "train.pt"

@@ -20,11 +20,12 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.method import LoopMethod
-from bench.tasks.reft.base import Episodes, base_stage, episode, on, support_sums
+from bench.tasks.reft.base import Episodes, base_stage, episode, on, own_stream, support_sums
 from bench.tasks.reft.evaluate import draw, new_metric, split_ap, targets_for_map
 from bench.tasks.reft.model import REFS, FewShotMask2Former
 
 PROTOCOLS = ("fsis", "gfsis", "ifsis")
+SUPPORT_STREAM = 2**32  # the supports' generator seed: the query stream's plus this
 
 
 def base_distillation(student: tuple, teacher: tuple, num_base: int) -> torch.Tensor:
@@ -44,12 +45,15 @@ def base_distillation(student: tuple, teacher: tuple, num_base: int) -> torch.Te
     return loss
 
 
-def finetune_step(model, data, episodes, f: dict, gen, opt, params, teacher, num_base: int, extra=None):
+def finetune_step(
+    model, data, episodes, f: dict, gen, opt, params, teacher, num_base: int, extra=None, support_gen=None
+):
     """One fine-tuning step: a K-shot query batch and (with references) a support episode of
     other K-shot images whose per-class means (plus the stored base sums ``extra`` in iFSIS) are
-    the references; Mask2Former's loss (+ base distillation from ``teacher``)."""
+    the references; Mask2Former's loss (+ base distillation from ``teacher``). With
+    ``support_gen``, the support draws from it alone (``base.episode``)."""
     images, targets, out, _ = episode(
-        model, data, episodes, f["batch_size"], f["support_batch"], model.refs, gen, extra
+        model, data, episodes, f["batch_size"], f["support_batch"], model.refs, gen, extra, support_gen
     )
     loss = sum(model.loss(images, targets, out).values())
     if teacher is not None:
@@ -124,10 +128,6 @@ class FewShotMethod(LoopMethod):
         for p, k in self.todo:
             classes = torch.arange(dm.num_classes, device=self.device)
             self.allowed[f"{p}_k{k}"] = classes >= (dm.num_base if p == "fsis" else 0)
-        # The fine-tuning's flips (data.py) and the mask loss's point sampling draw from the global
-        # generator. The published records' stream starts after one int64 draw at this point (a
-        # DataLoader's base seed); it is drawn here so that they reproduce.
-        torch.empty((), dtype=torch.int64).random_()
 
     def _snapshot(self) -> dict:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -151,21 +151,27 @@ class FewShotMethod(LoopMethod):
         teacher = None
         if protocol == "ifsis" and self.distill:
             teacher = copy.deepcopy(model).eval().requires_grad_(False)
-        gen = torch.Generator().manual_seed(self.cfg["seed"] * 1000 + len(self.states))
+        # The query batches' stream, and the supports' own (base.episode): every method of a seed
+        # fine-tunes on the same query batches, with references or without.
+        stream = self.cfg["seed"] * 1000 + len(self.states)
+        gen = torch.Generator().manual_seed(stream)
+        support_gen = torch.Generator().manual_seed(stream + SUPPORT_STREAM)
         extra = None
         if protocol == "ifsis":
             extra = tuple(self.base_bank[k].to(self.device) for k in ("centres", "squeries", "count"))
         self.phase = dict(name=f"{protocol}_k{k}", protocol=protocol, data=data, opt=opt, params=params)
-        self.phase |= dict(teacher=teacher, gen=gen, step=0, frozen=frozen, extra=extra)
-        self.phase |= dict(episodes=Episodes(data), start=self._snapshot())
+        self.phase |= dict(teacher=teacher, gen=gen, support_gen=support_gen, step=0, frozen=frozen)
+        self.phase |= dict(extra=extra, episodes=Episodes(data), start=self._snapshot())
 
     def _fill_bank(self) -> None:
         """The test's references: per-class means over the whole K-shot set (plus the stored base
-        references in iFSIS); the test images are never among them."""
+        references in iFSIS); the test images are never among them. Computed on a random state of
+        the supports' stream, so the next phase draws what a method without references draws."""
         model, ph = self.model, self.phase
         if not self.refs:
             return
-        sums = support_sums(model, ph["data"], self.device)
+        with own_stream(self.device, ph["support_gen"]):
+            sums = support_sums(model, ph["data"], self.device)
         if ph["extra"] is not None:
             sums = tuple(a + b for a, b in zip(sums, ph["extra"], strict=True))
         model.set_bank(model.bank_from(*sums))
@@ -195,6 +201,7 @@ class FewShotMethod(LoopMethod):
             ph["teacher"],
             self.dm.num_base,
             ph["extra"],
+            ph["support_gen"],
         )
         self.rates.append(f["batch_size"] / (time.perf_counter() - t0))
         self.loss = float(loss.detach())
