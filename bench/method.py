@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 from pathlib import Path
 
 import lightning as L
@@ -73,7 +74,8 @@ class LoopMethod(abc.ABC):
     4. ``cost() -> dict``: figures beyond time and memory (params by default 0: a rule).
 
     ``state_dict()`` / ``load_state_dict()`` are the checkpointed state: the harness saves it
-    every ``CHECKPOINT_S`` seconds of stepping, and ``resume=true`` continues from it. By default
+    (``save``) every ``CHECKPOINT_S`` seconds of stepping, and ``resume=true`` continues from it
+    (``restore``). By default
     the whole instance (less ``cfg``, ``device`` and ``out_dir``) is the state; a method holding
     what cannot be pickled (a simulator handle) overrides both.
     """
@@ -104,6 +106,17 @@ class LoopMethod(abc.ABC):
 
     def load_state_dict(self, state: dict) -> None:
         vars(self).update(state)
+
+    def save(self, path: Path) -> None:
+        """Write ``state_dict()`` to ``path`` atomically (a kill mid-write keeps the last one)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+
+    def restore(self, path: Path) -> None:
+        """Continue from a ``save``: tensors come back to the devices they were saved from (a CPU
+        generator stays on the CPU)."""
+        self.load_state_dict(torch.load(path, weights_only=False))
 
     def diverged(self) -> float | None:
         """The non-finite loss that stops the run, or None."""

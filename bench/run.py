@@ -198,7 +198,6 @@ def _step_loop(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> No
     """A LoopMethod: set up on the config's accelerator, step to done (checkpointing its state),
     then record its results. Fabric picks the device the way the Trainer would."""
     import lightning as L
-    import torch
 
     fabric = L.Fabric(accelerator=cfg["trainer"]["accelerator"], devices=1)
     module.device = fabric.device
@@ -208,8 +207,7 @@ def _step_loop(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> No
     module.setup(datamodule)
     ckpt = out_dir / LOOP_CKPT
     if cfg["resume"] and ckpt.exists():
-        # tensors come back to the devices they were saved from (a CPU generator stays on the CPU)
-        module.load_state_dict(torch.load(ckpt, weights_only=False))
+        module.restore(ckpt)
         record["cost"]["resumed_from"] = LOOP_CKPT
     t0 = saved = time.perf_counter()
     times, steps, done = [], 0, False
@@ -221,9 +219,7 @@ def _step_loop(module, datamodule, cfg: dict, out_dir: Path, record: dict) -> No
         if (bad := module.diverged()) is not None:
             raise DivergedError(f"training loss became {bad} at step {steps}")
         if not done and time.perf_counter() - saved > CHECKPOINT_S:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(module.state_dict(), ckpt.with_suffix(".tmp"))
-            os.replace(ckpt.with_suffix(".tmp"), ckpt)
+            module.save(ckpt)
             saved = time.perf_counter()
     record["cost"].update(train_s=round(time.perf_counter() - t0, 3), step_s=statistics.median(times))
     record["metrics"] = {f"test/{k}": float(v) for k, v in module.results().items()}

@@ -311,9 +311,9 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(smoke, t
         assert not part.step()
     finished = sum(len(w.done) for walks in part.walks.values() for w in walks)
     assert finished and part.sim.version > 0 and part.sim.deltas  # mid-simulation, some done
-    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    part.save(tmp_path / "loop.ckpt")
     resumed = method()
-    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    resumed.restore(tmp_path / "loop.ckpt")
     left = 1
     while not resumed.step():
         left += 1

@@ -232,9 +232,9 @@ def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(tmp_path: Pat
         pass
     first = fresh()
     assert not first.step() and not first.step()
-    torch.save(first.state_dict(), tmp_path / "loop.ckpt")
+    first.save(tmp_path / "loop.ckpt")
     resumed = fresh()
-    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    resumed.restore(tmp_path / "loop.ckpt")
     steps = 0
     while not resumed.step():
         steps += 1

@@ -267,9 +267,9 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path
     for _ in range(3):  # 150 steps: SAC updating (from 64), in the middle of an episode (40 steps)
         assert not part.step()
     assert part.updates > 0 and part.obs is not None
-    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    part.save(tmp_path / "loop.ckpt")
     resumed = started(cfg)
-    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    resumed.restore(tmp_path / "loop.ckpt")
     assert resumed.t == 150
     assert finish(resumed) == whole
 

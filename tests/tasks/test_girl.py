@@ -237,9 +237,9 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path
     part = started(cfg)
     for _ in range(3):  # into the second PSRO round (smoke: 8 meta-steps, 4 policies)
         assert not part.step()
-    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    part.save(tmp_path / "loop.ckpt")
     resumed = started(cfg)
-    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    resumed.restore(tmp_path / "loop.ckpt")
     assert len(resumed.pop.policies) == 1
     assert finish(resumed) == whole
 

@@ -78,7 +78,6 @@ def test_design_holds_levels_and_changes_since_epoch_one() -> None:
 
 
 def test_a_predictor_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
-    import torch
 
     from bench.tasks.nngraph.method import Predictor
 
@@ -100,9 +99,9 @@ def test_a_predictor_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tm
     assert [whole.step() for _ in range(n_snaps)] == [False, False, True]
     part = predictor()
     assert not part.step()
-    torch.save(part.state_dict(), tmp_path / "loop.ckpt")
+    part.save(tmp_path / "loop.ckpt")
     resumed = predictor()
-    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    resumed.restore(tmp_path / "loop.ckpt")
     assert [resumed.step() for _ in range(n_snaps - 1)] == [False, True]  # k = 2, 3: not from k = 1
     assert resumed.results() == whole.results() and resumed.cost() == whole.cost()
     assert whole.results()["acc_k3"] > 0.5

@@ -343,10 +343,10 @@ def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(
     for _ in range(2 * steps + 1):  # fsis and gfsis done, one step into ifsis
         assert not first.step()
     assert first.phase["name"] == "ifsis_k10" and first.phase["teacher"] is not None
-    torch.save(first.state_dict(), tmp_path / "loop.ckpt")
+    first.save(tmp_path / "loop.ckpt")
     torch.manual_seed(1)
     resumed = fresh()
-    resumed.load_state_dict(torch.load(tmp_path / "loop.ckpt", weights_only=False))
+    resumed.restore(tmp_path / "loop.ckpt")
     while not resumed.step():
         pass
     assert resumed.states.keys() == whole.states.keys()
