@@ -1,7 +1,8 @@
 """girl: MAML's fixed exploration noise, PSRO's restricted game solved (and R-PRD checked against
-the LP on the matrices PSRO solves), the pick-then-adapt protocol's budgets, R-PRD's properties,
-the closed-form worst case, the navigation env against its gymnasium twin, bad configs, and a few
-HalfCheetah steps of the paper-preset env (skipped without MuJoCo)."""
+the LP on the matrices PSRO solves; girl_rprd driven by R-PRD), the pick-then-adapt protocol with
+one test budget for every method, the reweighted-MAML control, held-out goals in the rare sector,
+R-PRD's properties, the closed-form worst case, the navigation env against its gymnasium twin, bad
+configs, and a few HalfCheetah steps of the paper-preset env (skipped without MuJoCo)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,9 @@ class Recorder:
 
 
 def small_population(eps: float, solver: str = "lp", policies: int = 3, seed: int = 0) -> Population:
-    c = cpu("optim.meta_steps=30", "optim.episodes=8", "optim.eval_episodes=8", f"game.solver={solver}")
+    c = cpu("optim.meta_steps=30", "optim.episodes=8", "optim.eval_episodes=8")
     fam = build(c["data"], c["optim"]["horizon"])
-    m = {"eps": eps, "policies": policies, "warm_start": True, "meta": True}
+    m = {"eps": eps, "policies": policies, "warm_start": True, "meta": True, "solver": solver}
     pop = Population(fam.train, fam.p0, m, c["optim"], c["game"], seed)
     while not pop.done:
         pop.step()
@@ -95,7 +96,7 @@ def test_psro_solves_each_restricted_game_and_r_prd_is_near_it() -> None:
         assert np.abs(sol.adversary - p0).sum() <= 0.6 + 1e-6
     assert np.abs(pop.adversary - p0).sum() > 0.3  # the adversary did move: the checks can fail
     assert len(pop.rprd_gaps) == 3 and max(pop.rprd_gaps) <= RPRD_GAP
-    # With game.solver=rprd, PSRO uses R-PRD's answer, which is within the stated gap as well.
+    # With solver rprd, PSRO uses R-PRD's answer, which is within the stated gap as well.
     rp = small_population(0.6, solver="rprd")
     for k, sol in enumerate(rp.solutions):
         assert prd.nash_conv(rp.payoff()[: k + 1], p0, 0.6, sol) <= RPRD_GAP
@@ -123,12 +124,33 @@ def test_test_protocol_adapts_with_the_training_inner_batch() -> None:
     maml.Learner(rec, pols[0], o, True, gen).step(fam.p0)
     inner = rec.resets[0]
     rec.resets.clear()
-    res = maml.few_shot(rec, pols, torch.arange(len(fam.p0)), e["pick"], o, 7, 2, gen)
-    assert rec.resets == [e["pick"], inner, 7]  # pick, adapt (= the inner batch), measure
+    res = maml.few_shot(rec, pols, torch.arange(len(fam.p0)), e["pick"], inner, 7, 2, o, gen)
+    assert rec.resets == [e["pick"], inner, 7]  # pick, adapt, measure
     assert inner == o["episodes"] and res.post.shape == (4, 2, len(fam.p0))
     rec.resets.clear()
-    maml.few_shot(rec, pols[:1], torch.arange(len(fam.p0)), e["pick"], o, 7, 2, gen)
-    assert rec.resets == [inner, 7]  # one policy: nothing to pick, the same adaptation batch
+    maml.few_shot(rec, pols[:1], torch.arange(len(fam.p0)), e["pick"], 11, 7, 2, o, gen)
+    assert rec.resets == [11, 7]  # one policy: nothing to pick
+
+
+@pytest.mark.parametrize("name", ["girl", "maml", "maml_bestof", "multitask"])
+def test_every_method_spends_the_same_test_episodes_per_task(name: str) -> None:
+    """eval.budget episodes per task for every method: a population picks with P x eval.pick and
+    adapts the pick on the rest, the meta-training inner batch; one policy adapts on them all."""
+    cfg = resolve("girl", ["preset=smoke", f"method={name}"])
+    e, o = cfg["eval"], cfg["optim"]
+    method = started(cfg)
+    while not method.step():
+        pass
+    rec = Recorder(method.family.train)
+    method.family.train = rec
+    res = method.results()
+    spent = rec.resets[:-1]  # episodes per (policy, task); the last reset measures the adapted policy
+    policies = cfg["methods"][name]["policies"]
+    assert res["test_episodes"] == e["budget"] and rec.resets[-1] == e["episodes"]
+    if policies > 1:  # each of P policies runs the pick, the picked one adapts on the inner batch
+        assert spent == [e["pick"], o["episodes"]] and policies * e["pick"] + o["episodes"] == e["budget"]
+    else:
+        assert spent == [e["budget"]]
 
 
 def test_pick_keeps_the_policy_whose_pick_episodes_did_best() -> None:
@@ -138,6 +160,51 @@ def test_pick_keeps_the_policy_whose_pick_episodes_did_best() -> None:
     assert few.picked().tolist() == [3.0, 5.0] and few.oracle().tolist() == [3.0, 5.0]
     few = maml.FewShot(-pre, post)
     assert few.picked().tolist() == [1.0, 2.0]
+
+
+# --- the controls and the held-out goals ---------------------------------------------------------
+
+
+def test_reweighted_maml_trains_on_a_fixed_shift_of_p0_toward_the_rare_goals() -> None:
+    cfg = resolve("girl", ["preset=smoke", "method=maml_reweighted"])
+    method = started(cfg)
+    fam, eps = method.family, cfg["methods"]["maml_reweighted"]["eps"]
+    p0, q = fam.p0.double().numpy(), method.pop.adversary.copy()
+    rare = fam.rare.numpy()
+    assert np.abs(q - p0).sum() == pytest.approx(eps) and q.sum() == pytest.approx(1.0)
+    assert q[rare].sum() == pytest.approx(p0[rare].sum() + eps / 2)  # the mass went to the rare goals
+    assert np.allclose(q[rare], q[rare][0])  # spread evenly
+    seen = []
+    learner_step = method.pop.learner.step
+    method.pop.learner.step = lambda w: seen.append(w.numpy().copy()) or learner_step(w)
+    while not method.step():
+        pass
+    assert seen and all(np.allclose(w, q) for w in seen)  # every meta-step, no game moved it
+    assert method.results()["adversary_shift"] == pytest.approx(eps)
+
+
+def test_girl_rprd_solves_its_restricted_games_with_r_prd() -> None:
+    def solutions(name: str) -> list:
+        method = started(resolve("girl", ["preset=smoke", f"method={name}"]))
+        while not method.step():
+            pass
+        return method.pop.solutions
+
+    assert all(sol.iterates for sol in solutions("girl_rprd"))  # R-PRD's answers carry iterates
+    assert not any(sol.iterates for sol in solutions("girl"))  # the LP's do not
+
+
+def test_heldout_goals_include_the_rare_sector() -> None:
+    d = cpu()["data"]
+    goals, p0, held, held_p0 = envs.point_goals(d)
+    fam = build(d, 20)
+    far = held[fam.heldout_rare]
+    assert len(far) == d["heldout_far"] >= 1
+    angles = torch.atan2(far[:, 1], far[:, 0])
+    rare_angles = torch.atan2(goals[fam.rare][:, 1], goals[fam.rare][:, 0])
+    assert rare_angles.min() < angles.min() and angles.max() < rare_angles.max()  # between rare goals
+    assert torch.cdist(far, goals).min() > 0.3  # not a training goal
+    assert held_p0[fam.heldout_rare][0] / held_p0.max() == pytest.approx(d["far_weight"])
 
 
 # --- R-PRD's properties ------------------------------------------------------------------------
@@ -188,8 +255,8 @@ def test_worst_case_matches_the_lp_with_one_policy() -> None:
 def test_point_nav_matches_its_gymnasium_twin() -> None:
     pytest.importorskip("gymnasium")
     d = cpu()["data"]
-    goals, p0, held = envs.point_goals(d)
-    assert len(goals) == d["near"] + d["far"] and len(held) == d["heldout"]
+    goals, p0, held, _ = envs.point_goals(d)
+    assert len(goals) == d["near"] + d["far"] and len(held) == d["heldout"] + d["heldout_far"]
     assert p0.sum().item() == pytest.approx(1.0) and p0[-1] < p0[0]  # far goals are rare
     assert goals[-1].norm().item() == pytest.approx(d["far_radius"], rel=1e-5)
     env = envs.PointNav(goals, 5, d["max_step"], d["ctrl_cost"])
@@ -249,8 +316,10 @@ def test_bad_configs_are_one_clear_error(bench_run, capsys) -> None:
     assert code == 2 and "data.source" in capsys.readouterr().err
     code, _ = bench_run("girl", "method=girl", "preset=smoke", "optim.meta_steps=2")
     assert code == 2 and "meta_steps" in capsys.readouterr().err
-    code, _ = bench_run("girl", "method=girl", "preset=smoke", "game.solver=nash")
-    assert code == 2 and "game.solver" in capsys.readouterr().err
+    code, _ = bench_run("girl", "method=girl", "preset=smoke", "methods.girl.solver=nash")
+    assert code == 2 and "solver" in capsys.readouterr().err
+    code, _ = bench_run("girl", "method=girl", "preset=smoke", "eval.budget=5")
+    assert code == 2 and "eval.budget" in capsys.readouterr().err
     with pytest.raises(BenchError, match="floor"):
         prd.project_simplex(np.ones(4), floor=0.5)
 
@@ -272,9 +341,9 @@ def test_paper_preset_runs_girl_on_halfcheetah_end_to_end(bench_run) -> None:
     """The paper preset's whole pipeline (PSRO rounds, MAML oracle, LP and R-PRD, pick-then-adapt)
     on the MuJoCo family, shrunk to a few steps: a record with finite returns."""
     tiny = ["optim.horizon=5", "optim.meta_steps=8", "optim.episodes=2", "optim.eval_episodes=2"]
-    tiny += ["game.steps=20", "eval.episodes=2", "eval.repeats=1"]
+    tiny += ["game.steps=20", "eval.episodes=2", "eval.repeats=1", "eval.budget=6"]
     code, record = bench_run("girl", "method=girl", "preset=paper", "logger=none", *tiny)
     assert code == 0 and record["status"] == "ok", record and record["error"]
     assert record["config"]["data"]["source"] == "cheetah"
     assert all(math.isfinite(v) for v in record["metrics"].values())
-    assert record["metrics"]["test/test_episodes"] == 4 * 1 + 2
+    assert record["metrics"]["test/test_episodes"] == 6  # 4 policies x 1 pick + 2 adapting

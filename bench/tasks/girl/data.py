@@ -17,39 +17,53 @@ from bench.errors import BenchError
 from bench.tasks.girl import envs
 
 
+def rare(p: torch.Tensor) -> torch.Tensor:
+    """Indices of the rare tasks of distribution ``p``: those below its largest weight."""
+    return torch.nonzero(p < p.max() * (1 - 1e-9))[:, 0]
+
+
 @dataclass
 class Family:
-    """Environments of the training and held-out tasks and the nominal distribution."""
+    """Environments of the training and held-out tasks and their nominal distributions (the
+    held-out tasks weighted as the training tasks of their kind)."""
 
     train: object
     heldout: object
     p0: torch.Tensor
-    n_heldout: int
+    heldout_p0: torch.Tensor
 
     @property
     def rare(self) -> torch.Tensor:
-        """Indices of the rare tasks: those below the largest nominal weight."""
-        return torch.nonzero(self.p0 < self.p0.max() * (1 - 1e-9))[:, 0]
+        return rare(self.p0)
+
+    @property
+    def heldout_rare(self) -> torch.Tensor:
+        return rare(self.heldout_p0)
+
+
+def _normalised(w: list, n: int, key: str) -> torch.Tensor:
+    if len(w) != n or min(w) <= 0:
+        raise BenchError(f"data.{key} must give one positive weight per velocity ({n})")
+    return torch.tensor(w, dtype=torch.float64) / sum(w)
 
 
 def build(d: dict, horizon: int) -> Family:
     if d["source"] == "pointnav":
-        goals, p0, held = envs.point_goals(d)
+        goals, p0, held, held_p0 = envs.point_goals(d)
 
         def nav(g):
             return envs.PointNav(g, horizon, d["max_step"], d["ctrl_cost"])
 
-        return Family(nav(goals), nav(held), p0, len(held))
+        return Family(nav(goals), nav(held), p0, held_p0)
     if d["source"] == "cheetah":
-        v, w = d["velocities"], d["weights"]
-        if len(v) != len(w) or min(w) <= 0:
-            raise BenchError(f"data.weights must give one positive weight per velocity ({len(v)})")
-        p0 = torch.tensor(w, dtype=torch.float64) / sum(w)
+        v, hv = d["velocities"], d["heldout_velocities"]
+        p0 = _normalised(d["weights"], len(v), "weights")
+        held_p0 = _normalised(d["heldout_weights"], len(hv), "heldout_weights")
 
         def cheetah(g):
             return envs.CheetahVel(torch.tensor(g, dtype=torch.float32), horizon, d["ctrl_cost"], d["env_id"])
 
-        return Family(cheetah(v), cheetah(d["heldout_velocities"]), p0, len(d["heldout_velocities"]))
+        return Family(cheetah(v), cheetah(hv), p0, held_p0)
     raise BenchError(f"unknown data.source {d['source']!r}: choose pointnav or cheetah")
 
 

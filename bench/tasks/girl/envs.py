@@ -17,16 +17,21 @@ import torch
 from bench.errors import BenchError
 
 
-def point_goals(d: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(train goals, nominal distribution p0, held-out goals) of the navigation family: ``near``
-    common goals at radius ``near_radius``, spread evenly over an arc of ``near_arc`` radians
-    around the angle ``near_angle`` (2 pi: a full ring), and ``far`` rare ones (weight
-    ``far_weight`` relative to a common one) at ``far_radius``, side by side ``far_spread`` radians
-    apart around ``far_angle``, so that one policy can learn to serve them all; ``heldout`` goals
-    at radius ``heldout_radius`` spread over the common goals' arc, between them."""
-    near, far, k = d["near"], d["far"], d["heldout"]
-    if near < 1 or far < 0:
-        raise BenchError(f"data.near={near} must be >= 1 and data.far={far} >= 0")
+def point_goals(d: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train goals, their nominal distribution p0, held-out goals, theirs) of the navigation
+    family: ``near`` common goals at radius ``near_radius``, spread evenly over an arc of
+    ``near_arc`` radians around the angle ``near_angle`` (2 pi: a full ring), and ``far`` rare ones
+    (weight ``far_weight`` relative to a common one) at ``far_radius``, side by side ``far_spread``
+    radians apart around ``far_angle``, so that one policy can learn to serve them all. Held out:
+    ``heldout`` common goals at ``heldout_radius`` on the common arc, between the training ones,
+    and ``heldout_far`` rare ones at ``heldout_far_radius`` in the rare sector, between the rare
+    training goals; weighted as the training goals of their kind."""
+    near, far, k, kf = d["near"], d["far"], d["heldout"], d["heldout_far"]
+    if near < 1 or far < 0 or k < 0 or kf < 0 or k + kf < 1:
+        raise BenchError(
+            f"data.near={near} must be >= 1, data.far={far}, data.heldout={k} and "
+            f"data.heldout_far={kf} >= 0 with at least one held-out goal"
+        )
 
     def arc(n: int, centre: float, spacing: float) -> torch.Tensor:
         return centre + (torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * spacing
@@ -34,12 +39,20 @@ def point_goals(d: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     def at(angles: torch.Tensor, radius: float) -> torch.Tensor:
         return radius * torch.stack([angles.cos(), angles.sin()], 1)
 
+    def weights(n_common: int, n_rare: int) -> torch.Tensor:
+        w = torch.cat([torch.ones(n_common), torch.full((n_rare,), float(d["far_weight"]))]).double()
+        return w / w.sum()
+
     common = arc(near, d["near_angle"], d["near_arc"] / near)
     rare = arc(far, d["far_angle"], d["far_spread"])
     goals = torch.cat([at(common, d["near_radius"]), at(rare, d["far_radius"])])
-    w = torch.cat([torch.ones(near), torch.full((far,), float(d["far_weight"]))]).double()
-    held = at(arc(k, d["near_angle"], d["near_arc"] / max(k, 1)), d["heldout_radius"])
-    return goals.float(), w / w.sum(), held.float()
+    held = torch.cat(
+        [
+            at(arc(k, d["near_angle"], d["near_arc"] / max(k, 1)), d["heldout_radius"]),
+            at(arc(kf, d["far_angle"], d["far_spread"]), d["heldout_far_radius"]),
+        ]
+    )
+    return goals.float(), weights(near, far), held.float(), weights(k, kf)
 
 
 class PointNav:

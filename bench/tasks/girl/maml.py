@@ -152,14 +152,22 @@ class FewShot:
 
 
 def few_shot(
-    env, policies: list[Params], tasks: torch.Tensor, pick: int, o: dict, episodes: int, repeats: int, gen
+    env,
+    policies: list[Params],
+    tasks: torch.Tensor,
+    pick: int,
+    adapt_n: int,
+    episodes: int,
+    repeats: int,
+    o: dict,
+    gen: torch.Generator,
 ) -> FewShot:
     """Pick-then-adapt, the test protocol: on each task, every policy of the population runs
     ``pick`` episodes as it is (skipped for one policy), then one policy-gradient step on
-    ``o['episodes']`` fresh episodes, the meta-training inner batch, adapts it, and its adapted
-    return is measured on ``episodes`` more. All policies are adapted so that the oracle pick can
-    be reported too; the deployed agent adapts only the one its pick episodes chose, so its cost per
-    task is ``P * pick + o['episodes']`` episodes (``o['episodes']`` for one policy)."""
+    ``adapt_n`` fresh episodes adapts it, and its adapted return is measured on ``episodes`` more.
+    All policies are adapted so that the oracle pick can be reported too; the deployed agent adapts
+    only the one its pick episodes chose, so its cost per task is ``P * pick + adapt_n`` episodes
+    (``adapt_n`` for one policy)."""
     n_pol, t = len(policies), tasks.repeat(repeats)
     batch = [p.requires_grad_(True) for p in stack(policies, len(t))]
     tt, std = t.repeat(n_pol), float(torch.tensor(o["log_std"]).exp())
@@ -168,7 +176,7 @@ def few_shot(
             pre = rollout(env, batch, std, tt, pick, o["horizon"], gen).returns.mean(1)
         else:
             pre = torch.zeros(len(tt))
-    b = rollout(env, batch, std, tt, o["episodes"], o["horizon"], gen)
+    b = rollout(env, batch, std, tt, adapt_n, o["horizon"], gen)
     adapted = adapt(batch, b, o["inner_lr"])
     with torch.no_grad():
         post = rollout(env, adapted, std, tt, episodes, o["horizon"], gen).returns.mean(1)

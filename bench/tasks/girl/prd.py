@@ -128,6 +128,21 @@ def worst_case(returns: np.ndarray, p0: np.ndarray, eps: float) -> float:
     return float(p @ returns)
 
 
+def shift_toward(p0: np.ndarray, targets: np.ndarray, eps: float) -> np.ndarray:
+    """``p0`` with ``eps / 2`` of its mass (L1 distance ``eps``) taken from the other tasks in
+    proportion to their weights and spread evenly over ``targets``: a fixed reweighting of the
+    nominal distribution toward chosen tasks, the kind of shift the adversary makes."""
+    p = p0.astype(float).copy()
+    others = np.setdiff1d(np.arange(len(p)), targets)
+    mass = p[others].sum()
+    if len(targets) == 0 or mass <= 0:
+        return p
+    take = min(eps / 2.0, mass)
+    p[others] *= 1.0 - take / mass
+    p[targets] += take / len(targets)
+    return p
+
+
 def lp_minimax(payoff: np.ndarray, p0: np.ndarray, eps: float) -> Solution:
     """The eps-constrained game solved exactly: the adversary's ``min_{p in ball} max_i (payoff p)_i``
     by scipy's LP (variables p, |p - p0| bounds d, value t); the agent's maximin mixture is the LP's

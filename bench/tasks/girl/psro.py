@@ -4,12 +4,13 @@ distribution within eps of the nominal one.
 A round trains a best response by MAML against the adversary's current distribution, adds it to
 the population, measures its row of the payoff matrix (adapted return on every task: the few-shot
 protocol with one policy), and solves the restricted game afresh; the adversary's equilibrium
-strategy is the next round's training distribution. ``game.solver``: ``lp`` solves the
+strategy is the next round's training distribution. The method's ``solver``: ``lp`` solves the
 eps-constrained game exactly (scipy's LP and its dual); ``rprd`` uses the paper's R-PRD (restarted
 at uniform / p0, decaying step). Either way R-PRD is also run on every matrix PSRO solves, and its
 distance from equilibrium is kept (``rprd_gaps``), so R-PRD is checked on the matrices PSRO uses.
 MAML is the case of one round with eps = 0; MAML best-of-P is P rounds with eps = 0 and every
-best response trained from a fresh initialization.
+best response trained from a fresh initialization. With a ``fixed`` distribution there is no
+game: every round trains on it (MAML on a reweighted distribution, the control of the game).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from bench.tasks.girl import maml, prd
 class Population:
     """State of one method's run: learner in training, population, payoff rows, adversary."""
 
-    def __init__(self, env, p0: torch.Tensor, m: dict, o: dict, g: dict, seed: int) -> None:
-        if g["solver"] not in ("lp", "rprd"):
-            raise BenchError(f"game.solver={g['solver']!r}: choose lp or rprd")
+    def __init__(
+        self, env, p0: torch.Tensor, m: dict, o: dict, g: dict, seed: int, fixed: np.ndarray | None = None
+    ) -> None:
+        if m["solver"] not in ("lp", "rprd"):
+            raise BenchError(f"solver={m['solver']!r}: choose lp or rprd")
         self.env, self.p0, self.m, self.o, self.g = env, p0, m, o, g
         self.gen = torch.Generator().manual_seed(seed)
-        self.adversary = p0.double().numpy().copy()
+        self.fixed = fixed is not None
+        self.adversary = (p0.double().numpy() if fixed is None else fixed).copy()
         self.policies: list[maml.Params] = []
         self.rows: list[np.ndarray] = []
         self.solutions: list[prd.Solution] = []
@@ -59,11 +63,11 @@ class Population:
         return np.stack(self.rows)
 
     def solve(self, payoff: np.ndarray) -> tuple[prd.Solution, float]:
-        """The restricted game's solution by ``game.solver``, and R-PRD's distance from
+        """The restricted game's solution by the method's ``solver``, and R-PRD's distance from
         equilibrium on this matrix (``prd.nash_conv``, in units of the payoff range)."""
         g, p0, eps = self.g, self.p0.double().numpy(), self.m["eps"]
         rprd = prd.r_prd(payoff, p0, eps, g["steps"], g["dt"], g["floor"], g["dykstra"])
-        sol = prd.lp_minimax(payoff, p0, eps) if g["solver"] == "lp" else rprd
+        sol = prd.lp_minimax(payoff, p0, eps) if self.m["solver"] == "lp" else rprd
         return sol, prd.nash_conv(payoff, p0, eps, rprd)
 
     def _close_round(self) -> None:
@@ -72,14 +76,15 @@ class Population:
         self.policies.append(pol)
         k, o = len(self.p0), self.o
         res = maml.few_shot(
-            self.env, [pol], torch.arange(k), 0, o, o["eval_episodes"], o["repeats"], self.gen
+            self.env, [pol], torch.arange(k), 0, o["episodes"], o["eval_episodes"], o["repeats"], o, self.gen
         )
         self.episodes += k * o["repeats"] * (o["episodes"] + o["eval_episodes"])
         self.rows.append(res.post[0].mean(0).double().numpy())
         sol, gap = self.solve(self.payoff())
         self.solutions.append(sol)
         self.rprd_gaps.append(gap)
-        self.adversary = sol.adversary
+        if not self.fixed:
+            self.adversary = sol.adversary
         self.step_in_round = 0
         if not self.done:
             self.learner = self._new_learner(pol if self.m["warm_start"] else None)

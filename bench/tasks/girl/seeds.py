@@ -23,7 +23,7 @@ def draws(cfg: dict, method: str) -> dict[str, str]:
             fam.train, maml.expand(learner.params, k), learner.std, torch.arange(k), n, o["horizon"], gen
         )
     return {
-        "data": digest(fam.p0, fam.train.goals, fam.heldout.goals),
+        "data": digest(fam.p0, fam.heldout_p0, fam.train.goals, fam.heldout.goals),
         "init": digest(learner.params),
         "order": digest(first.reward),
     }
