@@ -1,22 +1,25 @@
-"""reliant: the published (NIFTY) format on a fixture, its errors, the bundled graphs, the
+"""reliant: the paper's datasets in the official layout on a fixture, their errors, the bundled graphs, the
 Legendre bias term, the fairness gaps, the teacher's own random stream, the inputs each student
 sees, the EO term's weights, GraphAKD's adversarial student and the validation choice of alpha."""
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from bench.config import resolve
+from bench.config import preset_seeds, resolve
 from bench.errors import BenchError
 from bench.tasks.reliant.akd import AKDStudent, EmbD
 from bench.tasks.reliant.alpha import chosen_alpha
 from bench.tasks.reliant.data import FairGraphDataModule
-from bench.tasks.reliant.fixture import nifty
+from bench.tasks.reliant.fixture import NODES, write
+from bench.tasks.reliant.graphs import resplit
 from bench.tasks.reliant.method import Student
 from bench.tasks.reliant.metrics import GraphMetrics
 from bench.tasks.reliant.model import approx_bias, soft_step, step_coefficients
@@ -28,8 +31,12 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
 
 
-def test_published_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:
-    root = nifty(tmp_path / "data")
+def paper_cfg(root: Path, *datasets: str) -> dict:
+    return resolve("reliant", ["preset=paper", f"data.root={root}", f"data.datasets=[{','.join(datasets)}]"])
+
+
+def test_paper_data_runs_end_to_end(bench_run, tmp_path: Path) -> None:
+    root = write(tmp_path / "data")
     code, record = bench_run(
         "reliant",
         "preset=smoke",
@@ -43,42 +50,63 @@ def test_published_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:
     assert 0.0 <= record["metrics"]["test/bail/dsp"] <= 1.0
     assert set(record["artifacts"]) == {
         "reliant/teacher_bail_gcn",
-        "reliant/kd_val_mlp_bail",
-        "reliant/alpha_mlp_sp_bail",
+        "reliant/kd_val_mlp_gcn_bail",
+        "reliant/alpha_mlp_gcn_sp_bail",
     }
     grid = resolve("reliant", ["preset=smoke"])["model"]["alpha_search"]["grid"]
     assert record["metrics"]["test/bail/alpha"] in grid
 
 
-def test_published_format_is_read_as_written(tmp_path: Path) -> None:
-    root = nifty(tmp_path / "data", nodes=40)
-    dm = FairGraphDataModule(
-        resolve("reliant", ["data.source=real", f"data.root={root}", "data.datasets=[bail]"])
-    )
+def test_paper_data_is_read_as_the_official_code_reads_it(tmp_path: Path) -> None:
+    """Recidivism: its CSV, edges and split files; Credit: edges from the zip and the official
+    per-class split (Python's random, seed 20, training capped per class); DBLP (``small/``): label 1
+    where the class is 3, sensitive 1 where the value is 2, its split files."""
+    root = write(tmp_path / "data")
+    dm = FairGraphDataModule(paper_cfg(root, "bail", "credit", "dblp"))
     dm.setup()
-    g = dm.graphs["bail"]
+    bail, credit, dblp = (dm.graphs[n] for n in ("bail", "credit", "dblp"))
     df = pd.read_csv(root / "bail" / "bail.csv")
-    assert g.x.shape == (40, 4)  # label and sensitive columns removed
-    assert (g.sens.numpy() == df.WHITE.to_numpy()).all() and (g.y.numpy() == df.RECID.to_numpy()).all()
-    assert g.edge_index.shape[1] == 80  # the ring, both directions
-    assert len(g.train) + len(g.val) + len(g.test) == 40
+    assert bail.x.shape == (NODES, 4)  # label and sensitive columns removed
+    assert (bail.sens.numpy() == df.WHITE.to_numpy()).all() and (bail.y.numpy() == df.RECID.to_numpy()).all()
+    assert bail.edge_index.shape[1] == 2 * NODES  # the ring, both directions
+    assert torch.equal(bail.train, torch.as_tensor(np.load(root / "bail" / "split" / "train_split.npy")))
+    assert torch.equal(bail.test, torch.as_tensor(np.load(root / "bail" / "split" / "test_split.npy")))
+    assert bail.split_seed is None and resplit(bail, {}, 5) is bail  # the fixed split stays
+    assert not (root / "credit" / "credit_edges.txt").exists() and credit.edge_index.shape[1] == 2 * NODES
+    assert credit.x.shape == (NODES, 4)  # Single dropped too
+    y = credit.y.numpy()
+    expected = []
+    random.seed(20)
+    for c in (0, 1):
+        idx = np.where(y == c)[0]
+        random.shuffle(idx)
+        expected.append(idx[: min(int(0.5 * len(idx)), 500)])
+    assert credit.train.tolist() == np.concatenate(expected).tolist()
+    assert len(credit.train) + len(credit.val) + len(credit.test) == NODES
+    labels = np.loadtxt(root / "small" / "labels.txt")[:, 1]
+    sens = np.loadtxt(root / "small" / "sens.txt")[:, 1]
+    assert (dblp.y.numpy() == (labels == 3)).all() and (dblp.sens.numpy() == (sens == 2)).all()
+    assert dblp.x.shape == (NODES, 8)
 
 
-def test_missing_root_and_wrong_columns_are_one_line_errors(tmp_path: Path) -> None:
-    cfg = resolve("reliant", ["data.source=real", f"data.root={tmp_path}", "data.datasets=[bail]"])
-    with pytest.raises(BenchError, match="bail_edges.txt"):
-        FairGraphDataModule(cfg).setup()
-    nifty(tmp_path, sens="RACE")
+def test_missing_files_and_wrong_columns_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="bail.csv"):
+        FairGraphDataModule(paper_cfg(tmp_path, "bail")).setup()
+    with pytest.raises(BenchError, match="X.npz"):
+        FairGraphDataModule(paper_cfg(tmp_path, "dblp")).setup()
+    root = write(tmp_path / "data")
+    (root / "bail" / "bail.csv").write_text(
+        (root / "bail" / "bail.csv").read_text().replace("WHITE", "RACE", 1)
+    )
     with pytest.raises(BenchError, match="WHITE"):
-        FairGraphDataModule(cfg).setup()
+        FairGraphDataModule(paper_cfg(root, "bail")).setup()
 
 
 def test_bad_edge_file_is_refused(tmp_path: Path) -> None:
-    root = nifty(tmp_path / "data", nodes=10)
+    root = write(tmp_path / "data")
     (root / "bail" / "bail_edges.txt").write_text("0 1\n3 99\n")
-    cfg = resolve("reliant", ["data.source=real", f"data.root={root}", "data.datasets=[bail]"])
-    with pytest.raises(BenchError, match=r"\[0, 10\)"):
-        FairGraphDataModule(cfg).setup()
+    with pytest.raises(BenchError, match=rf"\[0, {NODES}\)"):
+        FairGraphDataModule(paper_cfg(root, "bail")).setup()
 
 
 def test_bundled_graphs_are_fixed_and_undirected() -> None:
@@ -185,9 +213,9 @@ def test_akd_student_trains_against_its_discriminators() -> None:
 
 def test_alpha_is_chosen_on_validation_only_and_cached(tmp_path: Path) -> None:
     cfg, g = smoke_graph()
-    alpha = chosen_alpha(AKDStudent, cfg, "akd", "sp", g)
+    alpha = chosen_alpha(AKDStudent, cfg, "akd", "sage", "sp", g)
     assert alpha in cfg["model"]["alpha_search"]["grid"]
-    (stage,) = (tmp_path / "cache" / "reliant").glob("alpha_akd_sp_synthetic/*/result.json")
+    (stage,) = (tmp_path / "cache" / "reliant").glob("alpha_akd_sage_sp_synthetic/*/result.json")
     result = json.loads(stage.read_text())
     assert set(result["trials"]) == {str(a) for a in cfg["model"]["alpha_search"]["grid"]}
     ref, tol = result["reference"], cfg["model"]["alpha_search"]["tolerance"]
@@ -195,7 +223,14 @@ def test_alpha_is_chosen_on_validation_only_and_cached(tmp_path: Path) -> None:
     assert not ok or result["trials"][str(alpha)]["dsp"] == min(result["trials"][a]["dsp"] for a in ok)
     g.y[g.test] = 1 - g.y[g.test]  # test labels are never read: scrambling them changes nothing
     stage.parent.parent.rename(tmp_path / "moved")
-    assert chosen_alpha(AKDStudent, cfg, "akd", "sp", g) == alpha
+    assert chosen_alpha(AKDStudent, cfg, "akd", "sage", "sp", g) == alpha
+
+
+def test_alpha_search_seed_is_not_a_judged_seed() -> None:
+    """alpha is chosen on the split and teacher of a seed the preset does not judge."""
+    for preset in ("cpu", "smoke", "paper"):
+        cfg = resolve("reliant", [f"preset={preset}"])
+        assert cfg["model"]["alpha_search"]["seed"] not in preset_seeds("reliant", preset), preset
 
 
 def student_init(cfg: dict, g, seed: int, **kwargs) -> torch.Tensor:
@@ -228,8 +263,9 @@ def test_teacher_follows_the_run_seed_unless_pinned() -> None:
 
 
 def test_students_see_the_official_feature_treatment() -> None:
-    """Every student sees the sensitive column; RELIANT and the unawareness control replace the
-    framework's last ``replaces`` columns (CPF: 2, GraphAKD: 0) by the proxy's mean."""
+    """Every student but the unaware one sees the sensitive column; RELIANT and the no-bias-term
+    control replace the framework's last ``replaces`` columns (CPF: 2, GraphAKD: 0) by the proxy's
+    mean; the unaware student sees every column but the sensitive one."""
     cfg, g = smoke_graph("german")
     feats = g.features()
     assert feats.shape[1] == g.x.shape[1] + 1
@@ -246,9 +282,47 @@ def test_students_see_the_official_feature_treatment() -> None:
             keep = feats.shape[1] - replaced
             assert x.shape[1] == keep + 2 and torch.equal(x[:, :keep], feats[:, :keep])
             assert torch.allclose(x[:, keep:], m.proxies[g.name].detach().mean(0).expand(g.num_nodes, 2))
+        unaware = Student(cfg, fw, unaware=True)
+        unaware.plain = {g.name: g}
+        assert torch.equal(unaware.inputs(g.name), g.x) and torch.equal(feats[:, 1:], g.x)
 
 
-def test_unawareness_control_has_no_bias_term_and_a_still_proxy() -> None:
+def test_unaware_student_never_reads_the_sensitive_attribute() -> None:
+    """Its logits do not change when the sensitive attribute is flipped (the teacher's soft
+    labels, which do read it, held fixed)."""
+    cfg, g = smoke_graph()
+    torch.manual_seed(0)
+    m = Student(cfg, "cpf", unaware=True)
+    m.plain = {g.name: g}
+    m.setup("fit")
+    net = m.students[g.name].eval()
+    before = net(m.inputs(g.name), g.edge_index)
+    g.sens = 1 - g.sens
+    assert torch.equal(net(m.inputs(g.name), g.edge_index), before)
+    with pytest.raises(BenchError, match="unaware"):
+        Student(cfg, "cpf", unaware=True, objective="sp")
+
+
+def test_methods_pair_each_framework_with_both_teachers() -> None:
+    """RELIANT and vanilla KD on CPF and GraphAKD with a GCN and a GraphSAGE teacher; the controls
+    on each framework's default teacher; the student distils the teacher its method names."""
+    from bench.registry import get_task
+
+    methods = {m.name: m.kwargs for m in get_task("reliant").methods}
+    for fw in ("cpf", "akd"):
+        for t in ("gcn", "sage"):
+            for kind in ("vanilla_kd", "reliant_sp", "reliant_eo"):
+                assert methods[f"{kind}_{fw}_{t}"]["teacher"] == t
+    assert methods["unaware_cpf_gcn"] == {"framework": "cpf", "teacher": "gcn", "unaware": True}
+    assert methods["nobias_akd_sage"] == {"framework": "akd", "teacher": "sage", "masked": True}
+    cfg, g = smoke_graph()
+    m = AKDStudent(cfg, "akd", teacher="gcn")
+    m.plain = {g.name: g}
+    m.setup("fit")
+    assert torch.equal(getattr(m, f"soft_{g.name}"), teacher(g, "gcn", cfg).probs)
+
+
+def test_no_bias_control_has_no_bias_term_and_a_still_proxy() -> None:
     cfg, g = smoke_graph()
     torch.manual_seed(0)
     m = Student(cfg, "cpf", masked=True)

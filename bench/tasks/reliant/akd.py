@@ -107,7 +107,7 @@ class AKDStudent(Student):
         if knowledge.emb.shape[1] != hidden:
             raise BenchError(
                 f"GraphAKD needs the teacher's embedding ({knowledge.emb.shape[1]}) as wide as the student's "
-                f"({hidden}): set model.{self.fw['teacher']}.hidden = model.{self.fw['student']}.hidden"
+                f"({hidden}): set model.{self.teacher_arch}.hidden = model.{self.fw['student']}.hidden"
             )
         self.register_buffer(f"logits_{name}", knowledge.logits, persistent=False)
         self.register_buffer(f"emb_{name}", knowledge.emb, persistent=False)

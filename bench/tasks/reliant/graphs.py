@@ -1,16 +1,22 @@
 """Fairness node-classification graphs: tabular sources turned into graphs, a synthetic biased
-graph, and the published NIFTY-style format (``<name>.csv`` + ``<name>_edges.txt``) read from disk.
+graph, and the paper's datasets read from disk in the official repository's layout (Recidivism and
+Credit in NIFTY's ``<name>.csv`` + ``<name>_edges.txt``, DBLP in ``X.npz`` + ``labels.txt`` +
+``sens.txt`` + ``edgelist.txt``).
 
 Every graph holds features without the sensitive column (``x``), the binary sensitive attribute
-(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits: test nodes fixed
-by ``data.test_seed``, the rest dealt into training and validation by ``split_seed`` (the run's
-seed unless ``data.split_seed`` fixes it).
+(``sens``), binary labels (``y``), an undirected ``edge_index`` and index splits: for the bundled
+graphs, test nodes fixed by ``data.test_seed`` and the rest dealt into training and validation by
+``split_seed`` (the run's seed unless ``data.split_seed`` fixes it); for the paper's datasets, the
+official split (its files, else its per-class rule), the same for every seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import io
+import random
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +38,7 @@ class FairGraph:
     train: torch.Tensor
     val: torch.Tensor
     test: torch.Tensor
-    split_seed: int = 0
+    split_seed: int | None = 0  # None: the official fixed split, the same for every seed
 
     @property
     def num_nodes(self) -> int:
@@ -78,7 +84,10 @@ def split(n: int, train_frac: float, val_frac: float, seed: int, test_seed: int 
 
 
 def resplit(g: FairGraph, d: dict, seed: int) -> FairGraph:
-    """``g`` with training and validation nodes dealt by ``seed`` (the same test nodes)."""
+    """``g`` with training and validation nodes dealt by ``seed`` (the same test nodes); a graph of
+    the official fixed split keeps it."""
+    if g.split_seed is None:
+        return g
     train, val, test = split(g.num_nodes, d["train_frac"], d["val_frac"], seed, d["test_seed"])
     return dataclasses.replace(g, train=train, val=val, test=test, split_seed=seed)
 
@@ -190,35 +199,114 @@ def synthetic(d: dict) -> FairGraph:
 BUNDLED = {"german": german, "compas": compas, "synthetic": synthetic}
 
 
-def published(root: str | None, name: str, spec: dict, d: dict) -> FairGraph:
-    """``<root>/<name>/<name>.csv`` (one row per node: features, ``spec.label`` and ``spec.sens``
-    columns) and ``<root>/<name>/<name>_edges.txt`` (whitespace-separated node-index pairs, possibly
-    written as floats), the format NIFTY published Recidivism (bail) and Credit in."""
-    folder = Path(root or "") / name
-    table, edge_file = folder / f"{name}.csv", folder / f"{name}_edges.txt"
-    if not root or not table.is_file() or not edge_file.is_file():
-        raise BenchError(
-            f"no {name} data under data.root={root!r}: expected {table} and {edge_file} "
-            "(NIFTY's published files)"
-        )
-    df = pd.read_csv(table)
-    missing = [c for c in (spec["label"], spec["sens"], *spec["drop"]) if c not in df.columns]
+def official_split(labels: np.ndarray, spec: dict) -> tuple:
+    """The official code's split when a dataset ships no split files (``make_dataset.py`` /
+    ``utils.py``): per class, Python's ``random.seed(20)`` shuffles the nodes, the first
+    ``train_frac`` (at most ``train_cap`` per class) train, the next up to ``train_frac + val_frac``
+    validate, the rest test."""
+    random.seed(20)
+    parts = ([], [], [])
+    for c in (0, 1):
+        idx = np.where(labels == c)[0]
+        random.shuffle(idx)
+        a, b = int(spec["train_frac"] * len(idx)), int((spec["train_frac"] + spec["val_frac"]) * len(idx))
+        cap = spec.get("train_cap")
+        for part, chunk in zip(
+            parts, (idx[: a if cap is None else min(a, cap)], idx[a:b], idx[b:]), strict=True
+        ):
+            part.append(chunk)
+    return tuple(torch.as_tensor(np.concatenate(p).astype(np.int64)) for p in parts)
+
+
+def split_files(folder: Path, n: int) -> tuple | None:
+    """``<folder>/split/{train,val,test}_split.npy`` (the official fixed split), if shipped."""
+    files = [folder / "split" / f"{part}_split.npy" for part in ("train", "val", "test")]
+    if not all(f.is_file() for f in files):
+        return None
+    parts = tuple(torch.as_tensor(np.load(f).astype(np.int64)) for f in files)
+    if any(len(p) and (p.min() < 0 or p.max() >= n) for p in parts):
+        raise BenchError(f"{folder / 'split'} holds node indices outside [0, {n})")
+    return parts
+
+
+def edge_pairs(path: Path, n: int) -> torch.Tensor:
+    """Whitespace-separated node pairs (floats allowed), from ``path`` or the zip beside it
+    (``<path>.zip``, as Credit's edges ship): undirected, no self-loops."""
+    zipped = path.with_name(path.name + ".zip")
+    try:
+        if path.is_file():
+            pairs = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        else:
+            with zipfile.ZipFile(zipped) as z, z.open(z.namelist()[0]) as f:
+                pairs = np.loadtxt(io.TextIOWrapper(f), dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        raise BenchError(f"{path} is not whitespace-separated node pairs: {e}".splitlines()[0]) from None
+    if pairs.shape[1] != 2 or pairs.size and (pairs.min() < 0 or pairs.max() >= n):
+        raise BenchError(f"{path} must hold pairs of node indices in [0, {n}): got shape {pairs.shape}")
+    edges = to_undirected(torch.as_tensor(pairs.astype(np.int64).T), num_nodes=n)
+    return edges[:, edges[0] != edges[1]]
+
+
+def official_graph(name: str, folder: Path, x, sens, y, spec: dict, edges: torch.Tensor) -> FairGraph:
+    """A FairGraph of the official files: their split files, else the official per-class split."""
+    parts = split_files(folder, len(y)) or official_split(y, spec)
+    s, labels = torch.as_tensor(sens).long(), torch.as_tensor(y).long()
+    return FairGraph(name, standardize(x), s, labels, edges, *parts, split_seed=None)
+
+
+def need(folder: Path, files: list[str], name: str) -> None:
+    missing = [f for f in files if not (folder / f).is_file()]
     if missing:
         raise BenchError(
-            f"{table} lacks column(s) {missing}: set data.real.{name}.label/sens/drop to its columns"
+            f"no {name} data under data.root: {folder} lacks {', '.join(missing)} "
+            "(the official repository's data/ folder holds it)"
         )
-    y = (df.pop(spec["label"]).to_numpy() > 0).astype(np.int64)
-    raw_sens = df.pop(spec["sens"]).to_numpy()
-    sens = (raw_sens > spec.get("sens_threshold", 0)).astype(np.int64)
+
+
+def nifty(name: str, folder: Path, spec: dict) -> FairGraph:
+    """Recidivism (``bail``) and Credit as the official repository ships them, NIFTY's format:
+    ``<name>.csv`` (one row per node: features, ``spec.label`` and ``spec.sens`` columns, 0/1) and
+    ``<name>_edges.txt`` (or ``<name>_edges.txt.zip``) of node pairs."""
+    edge_file = folder / f"{name}_edges.txt"
+    need(folder, [f"{name}.csv"], name)
+    if not edge_file.is_file() and not edge_file.with_name(edge_file.name + ".zip").is_file():
+        need(folder, [edge_file.name], name)
+    df = pd.read_csv(folder / f"{name}.csv")
+    missing = [c for c in (spec["label"], spec["sens"], *spec["drop"]) if c not in df.columns]
+    if missing:
+        table = folder / f"{name}.csv"
+        raise BenchError(f"{table} lacks column(s) {missing}: set data.real.{name}.label/sens/drop")
+    y = (df.pop(spec["label"]).to_numpy() == 1).astype(np.int64)
+    sens = (df.pop(spec["sens"]).to_numpy() == 1).astype(np.int64)
     x = df.drop(columns=list(spec["drop"])).to_numpy(np.float32)
-    try:
-        pairs = np.loadtxt(edge_file, dtype=np.float64, ndmin=2)
-    except ValueError as e:
-        raise BenchError(f"{edge_file} is not whitespace-separated node pairs: {e}".splitlines()[0]) from None
-    if pairs.shape[1] != 2 or pairs.size and (pairs.min() < 0 or pairs.max() >= len(y)):
-        raise BenchError(
-            f"{edge_file} must hold pairs of node indices in [0, {len(y)}): got shape {pairs.shape}"
-        )
-    edges = to_undirected(torch.as_tensor(pairs.astype(np.int64).T), num_nodes=len(y))
-    edges = edges[:, edges[0] != edges[1]]
-    return build(name, x, sens, y, d, edges=edges)
+    return official_graph(name, folder, x, sens, y, spec, edge_pairs(edge_file, len(y)))
+
+
+def aminer(name: str, folder: Path, spec: dict) -> FairGraph:
+    """DBLP as the official repository ships it (``data/small``): ``X.npz`` (a sparse matrix as
+    data/row/col/shape), ``labels.txt`` and ``sens.txt`` (node, value per line) and ``edgelist.txt``;
+    label 1 where the class is ``spec.label_class`` (official: 3), sensitive 1 where the value is
+    ``spec.sens_class`` (official: 2), as the official ``load_aminer``."""
+    need(folder, ["X.npz", "labels.txt", "sens.txt", "edgelist.txt"], name)
+    z = np.load(folder / "X.npz")
+    x = np.zeros(tuple(z["shape"]), dtype=np.float32)
+    np.add.at(x, (z["row"], z["col"]), z["data"])
+    labels = np.loadtxt(folder / "labels.txt", dtype=np.float32, ndmin=2)[:, 1]
+    raw_sens = np.loadtxt(folder / "sens.txt", dtype=np.float32, ndmin=2)[:, 1]
+    y = (labels == spec["label_class"]).astype(np.int64)
+    sens = (raw_sens == spec["sens_class"]).astype(np.int64)
+    return official_graph(name, folder, x, sens, y, spec, edge_pairs(folder / "edgelist.txt", len(y)))
+
+
+READERS = {"nifty": nifty, "aminer": aminer}
+
+
+def published(root: str | None, name: str, spec: dict) -> FairGraph:
+    """The dataset ``name`` read from ``<root>/<spec.folder>`` in the official repository's layout
+    (``spec.format``: nifty | aminer)."""
+    if not root:
+        raise BenchError(f"no {name} data: set data.root (or BENCH_DATA) to the official repository's data/")
+    if spec["format"] not in READERS:
+        formats = ", ".join(READERS)
+        raise BenchError(f"data.real.{name}.format must be one of {formats}, got {spec['format']!r}")
+    return READERS[spec["format"]](name, Path(root) / spec["folder"], spec)

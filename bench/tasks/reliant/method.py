@@ -1,6 +1,6 @@
 """The reliant methods: a teacher evaluated as is, and students distilled from it (vanilla KD, the
-fairness-through-unawareness control, or RELIANT with its SP or EO bias term), one per graph of the
-preset, trained full-batch together."""
+fairness-through-unawareness control, RELIANT's input with no bias term, or RELIANT with its SP or EO
+bias term), one per graph of the preset, trained full-batch together."""
 
 from __future__ import annotations
 
@@ -70,15 +70,17 @@ class Teacher(GraphMethod):
 
 
 class Student(GraphMethod):
-    """A student of the ``framework``'s architecture distilled from its teacher's soft labels:
+    """A student of the ``framework``'s architecture distilled from the soft labels of its teacher
+    (``teacher``, else the framework's):
     L2 between the student's softmax and the teacher's on the non-training nodes (CPF's loss;
     plus ``label_weight`` x cross-entropy on the training labels). The vanilla student sees every
-    feature column (the sensitive one included), as the teacher.
+    feature column (the sensitive one included), as the teacher; the ``unaware`` student sees every
+    column but the sensitive one (fairness through unawareness).
 
     ``masked`` gives the student RELIANT's input: the features less their last ``replaces``
     columns (the framework's: official CPF overwrites the last two, GraphAKD none) and a per-node
     2-d proxy (uniform init), fed as its mean. Alone (alpha 0, no bias term, the proxy never
-    moves) that is the fairness-through-unawareness control.
+    moves) that is the "no bias term" control: RELIANT's input and training without its term.
 
     ``objective`` sp | eo adds RELIANT on top: each epoch (1) updates the student on
     [X', mean(proxy)] with loss + alpha x approximated bias, then (2) updates only the proxy on
@@ -96,6 +98,8 @@ class Student(GraphMethod):
         objective: str | None = None,
         alpha: float | None = None,
         masked: bool | None = None,
+        teacher: str | None = None,
+        unaware: bool = False,
     ):
         super().__init__(cfg)
         frameworks = cfg["model"]["frameworks"]
@@ -103,6 +107,9 @@ class Student(GraphMethod):
             raise BenchError(f"no framework {framework!r} in model.frameworks: have {', '.join(frameworks)}")
         self.framework, self.fw, self.objective = framework, frameworks[framework], objective
         self.masked = objective is not None if masked is None else masked
+        self.teacher_arch, self.unaware = teacher or self.fw["teacher"], unaware
+        if unaware and self.masked:
+            raise BenchError("an unaware student takes no proxy: unaware excludes masked and objective")
         self.fixed_alpha = alpha
         self.epochs = cfg["optim"]["epochs"]  # the student's schedule
         self.automatic_optimization = False
@@ -119,7 +126,7 @@ class Student(GraphMethod):
         for name, g in self.graphs().items():
             if name in self.students:
                 continue
-            knowledge = teacher(g, self.fw["teacher"], self.cfg)
+            knowledge = teacher(g, self.teacher_arch, self.cfg)
             self.register_buffer(f"soft_{name}", knowledge.probs, persistent=False)
             self.learn_from(name, g, knowledge)
             if self.masked:
@@ -137,7 +144,7 @@ class Student(GraphMethod):
         if self.fixed_alpha is not None:
             return self.fixed_alpha
         if self.fw["alpha"] == "val":
-            return chosen_alpha(type(self), self.cfg, self.framework, self.objective, g)
+            return chosen_alpha(type(self), self.cfg, self.framework, self.teacher_arch, self.objective, g)
         return float(self.fw["alpha"])
 
     def configure_optimizers(self):
@@ -153,9 +160,12 @@ class Student(GraphMethod):
         self.manual_backward(loss) if self._trainer is not None else loss.backward()
 
     def inputs(self, name: str, per_node: bool = False) -> torch.Tensor:
-        """Every feature (vanilla), or RELIANT's input: the features less their last ``replaces``
-        columns, then the proxy (per node in the proxy's step, else its mean)."""
+        """Every feature (vanilla), every feature but the sensitive one (unaware), or RELIANT's
+        input: the features less their last ``replaces`` columns, then the proxy (per node in the
+        proxy's step, else its mean)."""
         g = self.graphs()[name]
+        if self.unaware:
+            return g.x
         feats = g.features()
         if not self.masked:
             return feats
