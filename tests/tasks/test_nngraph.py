@@ -85,7 +85,7 @@ def test_a_predictor_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tm
     cfg = resolve("nngraph", ["preset=smoke", "population.epochs=3", f"population.snapshots={n_snaps}"])
     rng = np.random.default_rng(0)
     acc = rng.uniform(0.1, 0.9, 16)
-    tables = {"final_acc": acc}
+    tables = {"final_acc": acc, "diverged": np.zeros(16, bool), "redraws": np.zeros(1)}
     for family in ("degree", "centrality"):
         tables[family] = rng.normal(size=(16, n_snaps, 7)) + acc[:, None, None] * np.arange(n_snaps)[:, None]
     datamodule = SimpleNamespace(tables=tables)
@@ -191,3 +191,100 @@ def test_population_trains_where_the_trainer_would() -> None:
 
     assert population.device("cpu").type == "cpu"
     assert population.device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _tiny_splits(n: int = 32):
+    """Random 1x8x8 images of 4 classes, the same for train, val and test."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(n, 1, 8, 8)).astype(np.float32), rng.integers(0, 4, n)
+    return images.Splits(train=(x, y), val=(x, y), test=(x, y), black=np.array([-1.0], np.float32))
+
+
+def _tiny(lr: float, diverged: str = "replace") -> tuple:
+    """(a tiny LeNet, its hyperparameters, the population section) for population.train_one."""
+    import torch
+
+    from bench.tasks.nngraph import population
+
+    cfg = resolve("nngraph", ["preset=smoke", f"population.diverged={diverged}"])
+    h = {"lr": lr, "width": 1.0, "init_scale": 1.0, "batch_size": 8, "weight_decay": 0.0, "dropout": 0.0}
+    torch.manual_seed(0)
+    return population.make_net(cfg["archs"]["lenet"], (1, 8, 8), 4, h), h, cfg["population"]
+
+
+def test_snapshot_k_holds_the_weights_after_epoch_k() -> None:
+    """The paper's "k epochs" start at the end of epoch 1 (the official GenGraph driver's [1:]
+    slice drops the FINAL checkpoint, which sorts first, not epoch 1): no offset by one."""
+    from bench.tasks.nngraph import population
+
+    net, h, p = _tiny(0.05)
+    init = [layer.weight.detach().numpy().copy() for layer in net.layers()]
+    out = population.train_one(net, h, {**p, "epochs": 1, "snapshots": 1}, _tiny_splits(), 0, aug=False)
+    after = [layer.weight.detach().numpy() for layer in net.layers()]
+    assert len(out["snaps"]) == 1 and not out["diverged"]
+    for snap, w, w0 in zip(out["snaps"][0], after, init, strict=True):
+        np.testing.assert_array_equal(snap, w)
+        assert not np.allclose(snap, w0)
+
+
+def test_a_diverged_network_is_replaced_or_kept_as_the_official_driver_keeps_it() -> None:
+    from bench.tasks.nngraph import population
+
+    splits = _tiny_splits()
+    net, h, p = _tiny(1e9)
+    assert population.train_one(net, h, p, splits, 0, aug=False) is None
+    net, h, p = _tiny(1e9, diverged="keep")
+    init = [layer.weight.detach().numpy().copy() for layer in net.layers()]
+    out = population.train_one(net, h, p, splits, 0, aug=False)
+    assert out["diverged"] and len(out["snaps"]) == p["snapshots"]
+    for snap in out["snaps"]:  # it diverged in epoch 1: every snapshot is its last finite weights
+        for w, w0 in zip(snap, init, strict=True):
+            np.testing.assert_array_equal(w, w0)
+    assert np.isfinite(out["val_loss"]).all() and np.isfinite(out["train_loss"]).all()
+    assert out["final_acc"] < 0.5  # non-finite logits answer one class
+
+
+def test_the_grid_population_takes_every_cell_and_reports_its_diverged(
+    bench_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.tasks.nngraph import population, summaries
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    grid = {"lr": [0.05, 1.0e9], "dropout": [0.0, 0.5]}
+    cells = population.grid_cells(grid)
+    assert cells[1] == {"lr": 0.05, "dropout": 0.5} and len(cells) == 4
+    cfg = resolve("nngraph", ["preset=smoke", "population.diverged=keep"])
+    cfg["population"]["grid"] = grid
+    tables = summaries.get(cfg)
+    hp = tables["hparams"][:, 0]
+    np.testing.assert_allclose(10 ** hp[:, 0], [c["lr"] for c in cells * 2])
+    np.testing.assert_allclose(hp[:, 5], [c["dropout"] for c in cells * 2])
+    assert not tables["diverged"][hp[:, 0] < 0].any() and tables["diverged"].any()
+    assert tables["redraws"][0] == 0 and all(np.isfinite(t).all() for t in tables.values())
+    cfg["population"]["size"] = 6
+    with pytest.raises(BenchError, match="not a multiple of the grid's 4 cells"):
+        population.folder(cfg)
+
+
+def test_a_run_reports_the_base_rate_and_the_diverged_draws(bench_run, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    lr = "population.grid.lr=[0.05,1000000000.0]"  # half the networks diverge
+    code, record = bench_run("nngraph", "preset=smoke", "method=hparams", lr, "population.diverged=keep")
+    assert code == 0 and record["status"] == "ok", record and record["error"]
+    assert record["metrics"]["test/base_rate"] == 0.5 and record["metrics"]["test/diverged"] > 0
+
+
+def test_augmentation_crops_a_padded_image_and_flips_it() -> None:
+    import torch
+
+    from bench.tasks.nngraph import population
+
+    x = torch.arange(1.0, 10.0).view(1, 1, 3, 3).repeat(64, 1, 1, 1)
+    out = population.augment(x, torch.tensor([-1.0]), torch.Generator().manual_seed(0), pad=1)
+    assert out.shape == x.shape
+    for img in out[:, 0]:
+        inside = img[img > 0]  # a crop keeps a 2x2 to 3x3 block of the image, the rest is border
+        assert len(inside) >= 4 and set((img[img <= 0]).tolist()) <= {-1.0}
+    flipped = (out[:, 0, 1, 1] == 5.0) & (out[:, 0, 1, 0] == 6.0)
+    assert 0 < int(flipped.sum()) < 64  # centred crops, flipped and not
+    assert int((out[:, 0, 1, 1] == 5.0).sum()) < 64  # and shifted ones

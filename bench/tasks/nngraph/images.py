@@ -22,11 +22,13 @@ ON_DISK = ("cifar10", "mnist")
 
 @dataclass
 class Splits:
-    """float32 images [N, C, H, W] (standardized) and int64 labels for train / val / test."""
+    """float32 images [N, C, H, W] (standardized) and int64 labels for train / val / test, and
+    ``black``: a black pixel standardized [C], what a padded border holds."""
 
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
+    black: np.ndarray
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -61,6 +63,7 @@ def load(data: dict) -> Splits:
         train=(norm(x[fit_idx]), y[fit_idx]),
         val=(norm(x[val_idx]), y[val_idx]),
         test=(norm(test[0][test_idx]), test[1][test_idx]),
+        black=norm(np.zeros_like(mean)).ravel(),
     )
 
 

@@ -65,6 +65,11 @@ class Predictor(LoopMethod):
             # final accuracy over the n networks (a drop smaller than that is within noise).
             "worst_k_step": min((b - a for a, b in zip(curve, curve[1:], strict=False)), default=0.0),
             "acc_se": math.sqrt(acc * (1 - acc) / len(truth)),
+            # The population: the accuracy of always answering the larger class, and the draws
+            # whose loss went non-finite (kept as networks or replaced by new draws).
+            "base_rate": float(max(self.good.mean(), 1 - self.good.mean())),
+            "diverged": float(self.tables["diverged"].sum() + self.tables["redraws"].sum()),
+            "median_final_acc": float(np.median(truth)),
         }
 
     def _score(self, metric, preds: np.ndarray, target: np.ndarray):

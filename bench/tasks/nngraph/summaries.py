@@ -6,6 +6,8 @@
   graph's aggregation into nodes (the "raw weight statistics" baseline).
 - ``curve``: held-out accuracy, held-out loss and training loss after each epoch.
 - ``hparams``: the hyperparameters (constant over epochs).
+Beside them, ``final_acc`` (the label), ``diverged`` (per network) and ``redraws`` (diverged draws
+replaced), which the predictors report but never see as features.
 Cached as a stage keyed by the population's sub-config.
 """
 
@@ -19,12 +21,19 @@ from bench import artifacts
 from bench.tasks.nngraph import graphs, population
 
 GRAPH_FAMILIES = ("degree", "centrality", "weights")
-VERSION = 1
+VERSION = 2
+
+
+# Summaries are clipped to this magnitude: a kept diverged network's last finite weights can be huge,
+# and the forests read their features as float32.
+LIMIT = 1e30
 
 
 def describe(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float64)
     q25, q50, q75 = np.quantile(values, (0.25, 0.5, 0.75))
-    return np.array([values.mean(), values.std(), values.min(), values.max(), q25, q50, q75])
+    stats = np.array([values.mean(), values.std(), values.min(), values.max(), q25, q50, q75])
+    return np.clip(np.nan_to_num(stats, posinf=LIMIT, neginf=-LIMIT), -LIMIT, LIMIT)
 
 
 def of_network(weights: list[np.ndarray], in_channels: int) -> dict[str, np.ndarray]:
@@ -44,11 +53,13 @@ def build(pop: population.Population, folder: Path) -> None:
     tables = {f: np.stack([n[f] for n in per_net]) for f in GRAPH_FAMILIES}
     tables["curve"] = np.stack([pop.val_acc, pop.val_loss, pop.train_loss], axis=2)
     tables["hparams"] = pop.hparams[:, None, :]
-    np.savez(folder / "summaries.npz", final_acc=pop.final_acc, **tables)
+    extra = {"final_acc": pop.final_acc, "diverged": pop.diverged, "redraws": np.array([pop.redraws])}
+    np.savez(folder / "summaries.npz", **extra, **tables)
 
 
 def get(cfg: dict) -> dict[str, np.ndarray]:
-    """The summary tables of ``cfg``'s population (built and cached on first use), plus final_acc."""
+    """The summary tables of ``cfg``'s population (built and cached on first use), plus final_acc,
+    diverged and redraws."""
     pop_dir = population.folder(cfg)
     key = population.sub_config(cfg)
     folder = artifacts.cached(

@@ -30,7 +30,7 @@ TASK = Task(
         _predictor("epoch_acc", ["epoch_acc"], "baseline: held-out accuracy after epoch k alone"),
         _predictor("hparams", ["hparams"], "baseline: the hyperparameters alone (no training evidence)"),
     ),
-    headline=("test/pearson", "test/auroc", "test/acc_k1"),
+    headline=("test/pearson", "test/auroc", "test/acc_k1", "test/base_rate", "test/diverged"),
     # A seed draws the population (with population.seed) and its folds, and the forests' random
     # state (predictor.kind=linear has none: its fit is deterministic).
     seed_varies=("data", "init"),
