@@ -21,7 +21,7 @@ from bench.tasks.girl.method import GiRLMethod
 from bench.tasks.girl.psro import Population
 
 RNG = np.random.default_rng(0)
-RPRD_GAP = 0.15  # R-PRD's stated distance from equilibrium (fraction of the payoff range)
+RPRD_GAP = 0.05  # R-PRD's stated distance from equilibrium (fraction of the payoff range): rprd_near_lp
 
 
 @pytest.fixture(autouse=True)
