@@ -88,26 +88,56 @@ def test_patch_sits_one_pixel_from_the_bottom_right() -> None:
         attacks.patch_mask(1, 4, 4, 1)
 
 
-def test_trigger_update_excites_the_unit_inside_the_patch_only() -> None:
+def _trigger_setup(bias: float):
+    """A net whose most connected hidden unit gets ``bias``, a patch mask, the valid range, and a
+    random initial trigger; the same net on every call."""
+    torch.manual_seed(0)
     net = ConvNet(1, 3, 12, 8, 2, 16)
+    unit = attacks.top_units(net, 1)
+    with torch.no_grad():
+        net.hidden.bias[unit] = bias
     mask = attacks.patch_mask(1, 12, 2, 1)
     lo, hi = torch.tensor([[[-0.8]]]), torch.tensor([[[2.0]]])
     start = attacks.random_trigger(mask, lo, hi, torch.Generator().manual_seed(0))
+    return net, unit, mask, lo, hi, start
+
+
+def _unit_on_black(net, unit, trigger, mask) -> float:
+    """The unit's activation after its ReLU on the trigger stamped on a black image."""
+    image = attacks.stamp(torch.full((1, 12, 12), -0.8), trigger, mask)
+    return torch.relu(net.hidden_units(image[None]))[0, unit].item()
+
+
+def test_trigger_update_excites_the_unit_inside_the_patch_only() -> None:
+    net, unit, mask, lo, hi, start = _trigger_setup(0.5)
     cfg = {"lr": 0.08, "alpha": 10, "stop_loss": 0.0, "max_steps": 100, "topk": 1}
-    unit = attacks.top_units(net, 1)
     black = torch.tensor([[[-0.8]]])
     free, steps = attacks.optimise_trigger(net, start, mask, cfg, black, None)
     assert steps == 100
     assert (free * (1 - mask)).abs().max() == 0  # nothing leaks outside the patch
-    on_black = [attacks.stamp(torch.full((1, 12, 12), -0.8), t, mask) for t in (start, free)]
-    before, after = (net.hidden_units(t[None])[0, unit].item() for t in on_black)
-    assert after > before + 0.05
+    before, after = (_unit_on_black(net, unit, t, mask) for t in (start, free))
+    assert before > 0 and after > before + 0.05
     clamped, _ = attacks.optimise_trigger(net, start, mask, cfg, black, (lo, hi))
-    on_black = attacks.stamp(torch.full((1, 12, 12), -0.8), clamped, mask)
-    assert net.hidden_units(on_black[None])[0, unit].item() < after  # valid pixels excite less
+    assert _unit_on_black(net, unit, clamped, mask) < after  # valid pixels excite less
     patch = clamped[mask.bool()]
     assert patch.min() >= -0.8 - 1e-6 and patch.max() <= 2.0 + 1e-6
     assert free[mask.bool()].abs().max() > 2.0  # unclamped, it leaves the valid range
+
+
+def test_trigger_update_reads_the_unit_after_its_relu_as_baadd() -> None:
+    """baadd's hook sees the in-place ReLU's output: a unit the patch leaves inactive reads 0, its
+    target alpha x 0 is met at once, and the update stops at step 0 with the trigger unchanged."""
+    net, unit, mask, _, _, start = _trigger_setup(-100.0)
+    black = torch.tensor([[[-0.8]]])
+    assert net.hidden_units(attacks.stamp(torch.full((1, 12, 12), -0.8), start, mask)[None])[0, unit] < 0
+    cfg = {"lr": 0.08, "alpha": 10, "stop_loss": 0.5, "max_steps": 1000, "topk": 1}
+    trigger, steps = attacks.optimise_trigger(net, start, mask, cfg, black, None)
+    assert steps == 0 and torch.equal(trigger, start)
+    net, unit, mask, _, _, start = _trigger_setup(0.25)  # active: driven to alpha x its value
+    before = _unit_on_black(net, unit, start, mask)
+    trigger, steps = attacks.optimise_trigger(net, start, mask, cfg, black, None)
+    assert 0 < steps < 1000  # stopped by the MSE threshold
+    assert abs(_unit_on_black(net, unit, trigger, mask) - 10 * before) < 0.5**0.5
 
 
 def test_impossible_configs_give_one_line_errors() -> None:

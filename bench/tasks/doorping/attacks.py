@@ -3,6 +3,8 @@
 NAIVEATTACK stamps a fixed white patch; DOORPING starts from a random patch and, after each inner
 training of a network, optimises it so that the network's most connected hidden unit fires
 ``alpha`` times harder (TrojanNN-style neuron excitation), then the poisoned images are re-stamped.
+The unit's activation is read after its ReLU, as baadd reads it: its forward hook on the hidden
+Linear keeps the output tensor that the following ``ReLU(inplace=True)`` overwrites.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ def optimise_trigger(
     """One DOORPING trigger update on ``net``; returns (trigger, Adam steps taken).
 
     The trigger image is the patch on a black background (normalised pixel 0, ``black``), as in the
-    official code. The selected units' pre-activations on it are driven to ``alpha`` times their
-    initial magnitude (MSE, stop below ``stop_loss`` or after ``max_steps``); only the patch moves.
-    ``bounds`` (lo, hi): clamp to valid pixels after every step (the ``doorping_clamped`` method).
+    official code. The selected units' activations (after the ReLU) on it are driven to ``alpha``
+    times their initial value (MSE, stop below ``stop_loss`` or after ``max_steps``); only the patch
+    moves. A unit the patch leaves inactive starts at 0, so its target is 0 and the update stops at
+    step 0, as in baadd. ``bounds`` (lo, hi): clamp to valid pixels after every step (the
+    ``doorping_clamped`` method).
     """
     units = top_units(net, a["topk"])
     t = trigger.detach().clone().requires_grad_(True)
@@ -66,12 +70,10 @@ def optimise_trigger(
     background = black.expand_as(mask) * (1 - mask)
 
     def excite():
-        return net.hidden_units((background + t * mask)[None])[0, units]
+        return torch.relu(net.hidden_units((background + t * mask)[None]))[0, units]
 
     with torch.no_grad():
-        a0 = excite()
-    # "alpha x the initial value": for a negative start, alpha x its magnitude, so the unit is excited.
-    target = a0 + (a["alpha"] - 1) * a0.abs()
+        target = a["alpha"] * excite()
     steps = 0
     while steps < a["max_steps"]:
         loss = F.mse_loss(excite(), target)

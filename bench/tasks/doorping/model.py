@@ -27,7 +27,7 @@ class ConvNet(nn.Module):
         return self.features(x)
 
     def hidden_units(self, x: torch.Tensor) -> torch.Tensor:
-        """Pre-activation of the hidden FC layer: the units DOORPING drives."""
+        """Pre-activation of the hidden FC layer (DOORPING drives these units after their ReLU)."""
         return self.hidden(self.features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

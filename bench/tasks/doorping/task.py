@@ -48,5 +48,5 @@ TASK = Task(
         "the paper distils one fixed dataset; the seed draws the poisoned images, the synthetic "
         "set's and the trigger's initialisation and every batch and network after them"
     },
-    version=3,
+    version=4,
 )
