@@ -74,7 +74,7 @@ lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check bench tests
 	$(VENV)/bin/ruff format --check bench tests
 
-perf: install ## Harness overhead vs a bare loop, `bench list` time, each task's figure [TASKS="a b"]
+perf: install ## `bench list` time, publish of 10^4 records, each task's figure (emo: harness overhead) [TASKS="a b"]
 	$(PY) -m bench.perf $(TASKS)
 
 .PHONY: help install bench test test-slow lint perf gpu-check

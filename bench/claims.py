@@ -220,31 +220,40 @@ def judge(claim: Claim, runs: dict[str, dict[int, dict[str, float | None]]]) -> 
     n = len(pairs)
     if not n:
         return {**out, "verdict": "not judged", "reason": "no seeds with both values", "n": 0}
-    diffs = [v - b for v, b in pairs]
-    mean = statistics.fmean(diffs)
-    lo = hi = None
+    stats = paired([v - b for v, b in pairs])
     verdict = "inconclusive"
     if n > 1:
-        from scipy.stats import t
-
-        sd = statistics.stdev(diffs)
-        half = t.ppf((1 + CONFIDENCE) / 2, n - 1) * sd / math.sqrt(n)
-        lo, hi = mean - half, mean + half
-        verdict = _side(claim.op, lo, hi)
-        out["detectable"] = detectable(sd, n)
+        verdict = _side(claim.op, stats["lo"], stats["hi"])
+        out["detectable"] = stats["detectable"]
         if claim.expect is not None:
-            out["seeds_needed"] = seeds_needed(sd, claim.expect)
+            out["seeds_needed"] = seeds_needed(stats["sd"], claim.expect)
             out["underpowered"] = verdict == "inconclusive" and out["detectable"] > claim.expect
     return {
         **out,
         "verdict": verdict,
         "value": statistics.fmean(v for v, _ in pairs),
         "bound": statistics.fmean(b for _, b in pairs),
-        "diff": mean,
-        "lo": lo,
-        "hi": hi,
+        "diff": stats["diff"],
+        "lo": stats["lo"],
+        "hi": stats["hi"],
         "n": n,
     }
+
+
+def paired(diffs: list[float]) -> dict:
+    """Per-seed differences summarised as a verdict reads them: their mean (``diff``), its 95%
+    Student-t interval (``lo``, ``hi``), their spread (``sd``) and the smallest mean effect a paired
+    t-test on these n seeds detects (``detectable``); all but ``diff`` and ``n`` are None below two
+    seeds. ``judge`` and ``bench compare`` share it."""
+    n = len(diffs)
+    out = {"diff": statistics.fmean(diffs), "lo": None, "hi": None, "sd": None, "detectable": None, "n": n}
+    if n > 1:
+        from scipy.stats import t
+
+        sd = statistics.stdev(diffs)
+        half = t.ppf((1 + CONFIDENCE) / 2, n - 1) * sd / math.sqrt(n)
+        out.update(lo=out["diff"] - half, hi=out["diff"] + half, sd=sd, detectable=detectable(sd, n))
+    return out
 
 
 def reading(verdict: dict) -> str:

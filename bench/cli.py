@@ -1,4 +1,5 @@
-"""``bench list | show | run | sweep | publish``: parse, call, print. Bad input exits 2 in one line."""
+"""``bench list | show | run | sweep | publish | export | compare``: parse, call, print. Bad input
+exits 2 in one line."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         "underpowered claims of the committed board need (at most 20)",
     )
     sweep.add_argument("--preset", help="shorthand for preset=P")
+    sweep.add_argument(
+        "--search",
+        choices=["grid", "random", "bayes"],
+        help="grid (default): every combination of values; random: --trials N draws of the W&B "
+        "parameter specs (k='{distribution: ..., min: ..., max: ...}'), each on every method and seed; "
+        "bayes: W&B's, with --wandb",
+    )
+    sweep.add_argument("--trials", type=int, help="points a local random search draws")
+    sweep.add_argument("--search-seed", type=int, default=0, help="the random search's draws (default 0)")
+    sweep.add_argument("--spec", type=Path, help="a W&B sweep spec (YAML): its method and parameters")
     sweep.add_argument("--devices", help="comma-separated GPU ids (default: the visible GPUs)")
     sweep.add_argument("--gpus-per-run", type=int, help="GPUs per run (sets trainer.devices)")
     sweep.add_argument("--runs-per-gpu", type=int, default=1, help="small runs packed on each GPU")
@@ -78,6 +89,28 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument(
         "--wandb", action="store_true", help="log each published board's claim table to its W&B project"
     )
+    pub.add_argument(
+        "--from-wandb",
+        metavar="ENTITY/PROJECT[/SWEEP]",
+        help="download the record artifacts of the project's (or sweep's) runs and merge them like --from",
+    )
+    export = sub.add_parser("export", help="records -> one table (CSV, parquet, JSONL), a row per run")
+    export.add_argument("task", nargs="?")
+    export.add_argument("--preset")
+    export.add_argument(
+        "--format", dest="fmt", help="csv, parquet or jsonl (default: --out's suffix, else csv)"
+    )
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--runs", type=Path, help="a runs folder to add to the committed records")
+    compare = sub.add_parser(
+        "compare", help="paired per-seed difference of two run sets: METHOD, METHOD:K=V, METHOD@COMMIT"
+    )
+    compare.add_argument("task")
+    compare.add_argument("a", help="METHOD, METHOD:KEY=VALUE[:KEY=VALUE...], each optionally @COMMIT")
+    compare.add_argument("b")
+    compare.add_argument("--metric", help="default: the task's primary metric")
+    compare.add_argument("--preset", default="cpu")
+    compare.add_argument("--runs", type=Path, help="runs folder besides the committed records ($BENCH_RUNS)")
     return p
 
 
@@ -180,12 +213,18 @@ def _sweep(ns, extra: list[str]) -> int:
     from bench import sweep
     from bench.records import runs_root
 
-    overrides = ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
+    method, from_spec, passed = sweep.read_spec(ns.spec) if ns.spec else (None, [], {})
+    overrides = from_spec + ns.overrides + extra + ([f"preset={ns.preset}"] if ns.preset else [])
     if ns.gpus_per_run is not None and ns.gpus_per_run < 1:
         raise BenchError("--gpus-per-run takes a positive integer")
+    search = sweep.Search(ns.search or method or "grid", ns.trials, ns.search_seed)
     if ns.wandb or ns.wandb_spec:
-        spec = sweep.wandb_spec(ns.task, sweep.axes(ns.task, overrides, ns.methods, ns.seeds))
-        sweep.expand(ns.task, overrides, ns.methods, ns.seeds)  # refuse a bad sweep before creating it
+        search.check(local=False)
+        params = sweep.parameters(ns.task, overrides, ns.methods, ns.seeds)
+        spec = sweep.wandb_spec(ns.task, params, search.method, passed)
+        # refuse a bad sweep before creating it: the grid, or one draw on every method and seed
+        probe = search if search.method == "grid" else sweep.Search("random", 1)
+        sweep.plan(ns.task, overrides, ns.methods, ns.seeds, probe)
         if ns.wandb_spec:
             import yaml
 
@@ -202,7 +241,7 @@ def _sweep(ns, extra: list[str]) -> int:
         force=ns.force,
     )
     if ns.print or ns.launcher == "submitit":
-        runs = [sweep.run_args(a, opts) for a in sweep.expand(ns.task, overrides, ns.methods, ns.seeds)]
+        runs = [sweep.run_args(a, opts) for a in sweep.plan(ns.task, overrides, ns.methods, ns.seeds, search)]
         if ns.print:
             print("\n".join(sweep.command_lines(ns.task, runs, ns.force)))
             return 0
@@ -216,7 +255,7 @@ def _sweep(ns, extra: list[str]) -> int:
         failed = sum(c != 0 for c in codes)
         print(f"sweep {ns.task}: {len(codes) - failed} ok, {failed} not ok")
         return 1 if failed else 0
-    return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, opts)
+    return sweep.sweep(ns.task, overrides, ns.methods, ns.seeds, opts, search)
 
 
 def _log_claims(written: list[Path]) -> None:
@@ -231,6 +270,41 @@ def _log_claims(written: list[Path]) -> None:
             board = json.loads(path.read_text())
             run = tracking.log_claims(board, runs_root() / "wandb-claims" / board["task"])
             print(f"logged the claims of {board['task']} to W&B (run {run})")
+
+
+def _export(ns) -> int:
+    """``bench export``: the table of ``bench.results.load`` written to ``--out``."""
+    from bench import results
+
+    if ns.fmt is not None and ns.fmt not in results.FORMATS:
+        raise BenchError(f"unknown format {ns.fmt!r}: use one of {', '.join(results.FORMATS)}")
+    skipped: list[str] = []
+    frame = results.load(ns.task, ns.preset, committed=True, runs=ns.runs, skipped=skipped)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    fmt = results.export(frame, ns.out, ns.fmt)
+    print(f"wrote {len(frame)} runs to {ns.out} ({fmt})")
+    return 0
+
+
+def _compare(ns) -> int:
+    """``bench compare``: see bench/compare.py."""
+    from bench.compare import compare, report
+
+    print(report(compare(ns.task, ns.a, ns.b, ns.metric, ns.preset, ns.runs)))
+    return 0
+
+
+def _from_wandb(ns, folder: Path) -> list[Path]:
+    """``--from-wandb``: the record artifacts of a W&B project or sweep, downloaded into
+    ``folder`` as one more ``--from`` source."""
+    from bench import tracking
+
+    if not ns.task:
+        raise BenchError("--from-wandb needs the TASK whose records to pull")
+    paths = tracking.download_records(ns.from_wandb, ns.task, folder)
+    print(f"downloaded {len(paths)} record artifacts from W&B {ns.from_wandb}", file=sys.stderr)
+    return [folder]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,10 +332,18 @@ def main(argv: list[str] | None = None) -> int:
             problems = check(out)
             print("\n".join(problems) or f"{out}: every board is what its committed records produce")
             return 1 if problems else 0
+        elif ns.command == "export":
+            return _export(ns)
+        elif ns.command == "compare":
+            return _compare(ns)
         elif ns.command == "publish":
+            import tempfile
+
             from bench.leaderboard import BOARDS, publish
 
-            written, skipped = publish(ns.task, ns.sources, ns.out or BOARDS, ns.allow_dirty)
+            with tempfile.TemporaryDirectory(prefix="bench-wandb-") as scratch:
+                sources = ns.sources + (_from_wandb(ns, Path(scratch)) if ns.from_wandb else [])
+                written, skipped = publish(ns.task, sources, ns.out or BOARDS, ns.allow_dirty)
             for line in skipped:
                 print(line, file=sys.stderr)
             print("\n".join(f"wrote {p}" for p in written))

@@ -52,6 +52,13 @@ def _read(roots: list[Path], task: str | None, skipped: list[str], name: str = "
     return found
 
 
+def committed(task: str | None = None, out: Path = BOARDS, skipped: list[str] | None = None) -> list[dict]:
+    """The usable records committed under ``out/records`` (of ``task``, else of every task), each
+    with the ``folder`` it lies in; a line per file left out goes to ``skipped``. The reader of
+    ``bench.results``."""
+    return _read([out / "records"], task, [] if skipped is None else skipped, COMMITTED)
+
+
 def _key(rec: dict) -> tuple:
     return rec["task"], rec["config_hash"], rec["seed"]
 
@@ -83,9 +90,16 @@ def _stats(values: list[float | None]) -> dict:
 
 
 @cache
+def standard_config(task: str, preset: str, method: str) -> dict:
+    """The preset's standard config for ``method`` (no overrides), resolved once per process:
+    every variant of a board is labelled against it. Callers must not change it."""
+    return config.resolve(task, [f"method={method}", f"preset={preset}"])
+
+
+@cache
 def standard_hash(task: str, preset: str, method: str) -> str:
     """The config hash of the preset's standard config for ``method`` (no overrides)."""
-    return config.config_hash(config.resolve(task, [f"method={method}", f"preset={preset}"]))
+    return config.config_hash(standard_config(task, preset, method))
 
 
 def _row(task, group: list[dict], code: str) -> dict:
@@ -111,6 +125,7 @@ def _row(task, group: list[dict], code: str) -> dict:
         "date": newest["finished"],
         "reported": task.reported.get(group[0]["method"], {}),
         "by_seed": {r["seed"]: r["metrics"].get(task.primary) for r in group},
+        "commit_by_seed": {r["seed"]: (r["provenance"]["git_sha"] or "?")[:10] for r in group},
     }
 
 
@@ -130,14 +145,16 @@ def aggregate(task_name: str, recs: list[dict], code: str | None = None) -> dict
         if digest == standard_hash(task_name, preset, method):
             rows[preset][method] = _row(task, group, code)
         else:
-            standard = config.resolve(task_name, [f"method={method}", f"preset={preset}"])
-            changed = config.overrides_of(group[0]["config"], standard)
+            changed = config.overrides_of(group[0]["config"], standard_config(task_name, preset, method))
             variants[preset].append({"method": method, "overrides": changed, **_row(task, group, code)})
     for table in rows.values():
         _compare_to_best(table, task.higher_is_better)
     verdicts = {}
+    metrics = {(r["config_hash"], r["seed"]): r["metrics"] for r in recs}
     for preset in sorted(set(rows) | set(variants)):
-        runs = {m: {s: _seed_metrics(recs, row, s) for s in row["seeds"]} for m, row in rows[preset].items()}
+        runs = {
+            m: {s: metrics[row["config_hash"], s] for s in row["seeds"]} for m, row in rows[preset].items()
+        }
         verdicts[preset] = {c.id: claims.judge(c, runs) for c in config.preset_claims(task_name, preset)}
     return {
         "schema": BOARD_SCHEMA,
@@ -164,10 +181,6 @@ def seeds_needed(task: str, preset: str, out: Path = BOARDS) -> int:
     return max(
         (v["seeds_needed"] or claims.MAX_SEEDS for v in verdicts.values() if v["underpowered"]), default=0
     )
-
-
-def _seed_metrics(recs: list[dict], row: dict, seed: int) -> dict:
-    return next(r["metrics"] for r in recs if r["config_hash"] == row["config_hash"] and r["seed"] == seed)
 
 
 def _compare_to_best(table: dict, higher_is_better: bool) -> None:
@@ -280,8 +293,10 @@ def publish(
     boards = {name: aggregate(name, recs) for name, recs in sorted(by_task.items())}
     for board in boards.values():
         _check_rows(board, allow_dirty)
-    for rec in entering:
-        records.write({k: v for k, v in rec.items() if k != "folder"}, _record_path(out, rec))
+    records.write_all(
+        [({k: v for k, v in rec.items() if k != "folder"}, _record_path(out, rec)) for rec in entering],
+        valid=True,
+    )
     site = out / "site"
     site.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,4 +1,7 @@
-"""Run records: schema v2 (docs/DESIGN.md), validated on write and read, written atomically."""
+"""Run records: schema v2 (docs/DESIGN.md), validated on write and read, written atomically.
+
+The schema is checked once per process and compiled into one validator (``jsonschema.validate``
+would check the schema itself again on every record: 14 ms a record, docs/SCALING.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -73,12 +77,20 @@ class RecordError(ValueError):
     """A record file that cannot be read or does not match the schema."""
 
 
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    """SCHEMA's validator, its schema checked once per process."""
+    cls = jsonschema.validators.validator_for(SCHEMA)
+    cls.check_schema(SCHEMA)
+    return cls(SCHEMA)
+
+
 def validate(record: dict) -> dict:
-    try:
-        jsonschema.validate(record, SCHEMA)
-    except jsonschema.ValidationError as e:
+    """``record`` itself if it matches the schema (and an ``ok`` one has finite metrics), else a
+    RecordError naming the first field that does not (jsonschema's best match)."""
+    if e := jsonschema.exceptions.best_match(_validator().iter_errors(record)):
         where = "/".join(map(str, e.absolute_path)) or "record"
-        raise RecordError(f"{where}: {e.message}") from None
+        raise RecordError(f"{where}: {e.message}")
     if record["status"] == "ok" and not all(_finite(v) for v in record["metrics"].values()):
         raise RecordError("status ok with a non-finite metric")
     return record
@@ -107,6 +119,32 @@ def write(record: dict, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_all(items: list[tuple[dict, Path]], valid: bool = False) -> None:
+    """``write`` for many records (``bench publish``): each into a temporary file beside its target,
+    one disk sync for them all, then each renamed over its target, so that after a crash each target
+    is old or new, as with ``write``, at one sync instead of one per file (10^4 fsyncs: ~8 s here).
+    ``valid``: the records were validated when read."""
+    placed = []
+    try:
+        for record, path in items:
+            text = json.dumps(
+                record if valid else validate(record), indent=1, sort_keys=True, allow_nan=False
+            )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".record-", suffix=".tmp")
+            placed.append((tmp, path))
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+        if placed:
+            os.sync()
+        while placed:
+            os.replace(*placed[-1])
+            placed.pop()
+    finally:
+        for tmp, _ in placed:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def read(path: Path) -> dict:

@@ -1,4 +1,5 @@
-"""A leaderboard as display tables, rendered to Markdown and to escaped HTML pages."""
+"""A leaderboard as display tables, rendered to Markdown and to escaped HTML pages (with plots drawn
+by the vendored plotly.js and a filter box on every table)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from bench.claims import LEVELS, VERDICTS, reading
+from bench.plots import PLOTLY_CONFIG, figures
 
 COST_KEYS = ("params", "flops", "throughput", "train_s")
 
@@ -259,24 +261,55 @@ for (const table of document.querySelectorAll("table.sortable")) {
     rows.forEach(r => body.appendChild(r));
   }));
 }
-(function mark() {  // tells a test (or a reader's devtools) every plot loaded, and if the page
-  const imgs = [...document.images];  // needs a horizontal scroll bar at this window's width
+"""
+# A filter box above every table: the rows stay that hold every word typed (any case). Written by
+# hand: a substring match over a few dozen rows needs no table library (DataTables, List.js),
+# which would be one more file to vendor and load on every page.
+_FILTER_JS = """
+for (const table of document.querySelectorAll("table")) {
+  const box = document.createElement("input");
+  Object.assign(box, {type: "search", className: "filter", placeholder: "filter rows"});
+  box.addEventListener("input", () => {
+    const words = box.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    for (const row of table.tBodies[0].rows) {
+      const text = row.textContent.toLowerCase();
+      row.hidden = !words.every(w => text.includes(w));
+    }
+  });
+  table.before(box);
+}
+"""
+# Each div.plot holds its Plotly figure as JSON; plotly.min.js, vendored beside the pages, draws it.
+_PLOT_JS = """
+const plots = [...document.querySelectorAll("div.plot")].map(div => {
+  const fig = JSON.parse(div.dataset.figure);
+  return window.Plotly ? Plotly.newPlot(div, fig.data, fig.layout, fig.config)
+                       : Promise.reject(new Error("plotly.min.js did not load"));
+});
+Promise.allSettled(plots).then(drawn => (function mark() {
+  // tells a test (or a reader's devtools) every plot was drawn and every image loaded, and if the
+  // page needs a horizontal scroll bar at this window's width
+  const imgs = [...document.images];
   if (!imgs.every(i => i.complete)) return setTimeout(mark, 50);
+  document.body.dataset.plotsOk = String(drawn.every(d => d.status === "fulfilled"));
   document.body.dataset.imagesOk = String(imgs.every(i => i.naturalWidth > 0));
   const root = document.documentElement;
   document.body.dataset.scrollsX = String(root.scrollWidth > root.clientWidth);
-})();
+})());
 """
 _CSS = (
     "body{font-family:sans-serif;margin:2em;max-width:80em}table{border-collapse:collapse;"
-    "margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em}th{cursor:pointer;background:#eee}"
+    "margin:0 0 1em}td,th{border:1px solid #ccc;padding:.3em .6em}th{cursor:pointer;background:#eee}"
     ".v{padding:.1em .5em;border-radius:.8em;white-space:nowrap;color:#fff;background:#888}"
     ".v.holds{background:#2a7d3c}.v.does-not-hold{background:#b3261e}.v.inconclusive{background:#b07a00}"
     "details{margin:1em 0}summary{cursor:pointer}"
     "table.claims td:nth-child(n+2):nth-child(-n+4){overflow-wrap:anywhere}"  # claim, source, judged
     "img{max-width:48%;margin:.5em}figure{display:inline-block;max-width:48%;margin:.5em}"
     "figure img{max-width:100%;margin:0}"
+    "div.plot{display:inline-block;width:48%;min-width:20em;margin:.5em;vertical-align:top}"
+    "input.filter{display:block;margin:1em 0 .3em;width:16em}"
 )
+PLOTLY_JS = "plotly.min.js"
 
 
 def _caption(fig: dict) -> str:
@@ -296,21 +329,38 @@ def _html_table(header: list[str], rows: list[list[str]], css: str = "sortable")
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-# Files every page links, written once beside the pages.
-ASSETS = {"site.css": _CSS, "site.js": _SORT_JS}
+def _plotly_js() -> str:
+    """Plotly's JavaScript, from the installed package (pages load it from the site, offline)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+# Files the pages link, written once beside them: the one copy of plotly.js serves every page.
+ASSETS = {"site.css": _CSS, "site.js": _SORT_JS + _FILTER_JS + _PLOT_JS, PLOTLY_JS: _plotly_js()}
 
 
 def page(title: str, body: str) -> str:
+    """A page of the site; one that holds plots loads plotly.js first."""
+    plotly = f'<script src="{PLOTLY_JS}"></script>' if 'class="plot"' in body else ""
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<link rel="stylesheet" href="site.css"></head><body>{body}<script src="site.js"></script>'
-        "</body></html>"
+        f'<link rel="stylesheet" href="site.css"></head><body>{body}{plotly}<script src="site.js">'
+        "</script></body></html>"
     )
 
 
+def _plot(figure: dict) -> str:
+    """A div that site.js draws ``figure`` into (the figure as JSON in an escaped attribute)."""
+    spec = json.dumps({**figure, "config": PLOTLY_CONFIG}, sort_keys=True, separators=(",", ":"))
+    return f'<div class="plot" data-figure="{html.escape(spec)}"></div>'
+
+
 def task_page(board: dict, images: dict[str, list[str]]) -> str:
-    """One task's page; ``images`` maps a preset to its plot file names (relative to the page)."""
+    """One task's page: interactive plots, and ``images`` (a preset's PNG file names, relative to
+    the page) for a reader without JavaScript."""
     e = html.escape
+    plots = figures(board)
     parts = [
         f'<p><a href="index.html">all tasks</a></p><h1>{e(board["task"])}: {e(board["paper"])}</h1>',
         f"<p>{e(intro(board))}</p>",
@@ -324,7 +374,10 @@ def task_page(board: dict, images: dict[str, list[str]]) -> str:
             "<h3>results</h3>",
             _html_table(s.header, s.rows, "sortable results"),
             f"<details><summary>all metrics</summary>{_html_table(s.all_header, s.all_rows)}</details>",
+            *map(_plot, plots.get(s.preset, [])),
+            "<noscript>",
             *(f'<img src="{e(name)}" alt="{e(name)}">' for name in images.get(s.preset, [])),
+            "</noscript>",
             *(
                 f'<figure><img src="{e(f["file"])}" alt="{e(f["file"])}"><figcaption>{e(_caption(f))}'
                 "</figcaption></figure>"

@@ -8,7 +8,8 @@ config and every logged curve; ``finish`` puts the record's test metrics, primar
 and status in the run summary, attaches record.json as an artifact of type ``record``, and closes
 the run. Only rank 0 logs. Claims are judged over seeds when a board is published, never in one
 run: ``log_claims`` sends a board's claim table to the task's project as a ``wandb.Table`` in a
-run of its own (job type ``claims``).
+run of its own (job type ``claims``). ``download_records`` brings the record artifacts back for
+``bench publish --from-wandb``.
 """
 
 from __future__ import annotations
@@ -137,3 +138,33 @@ def log_claims(board: dict, folder: Path) -> str:
     run.log({"claims": wandb.Table(columns=CLAIM_COLUMNS, data=claim_table(board))})
     run.finish()
     return run.id
+
+
+def download_records(path: str, task: str, folder: Path, api=None) -> list[Path]:
+    """Download the ``record`` artifacts (``finish`` above) of ``task``'s runs in the W&B project
+    ``ENTITY/PROJECT`` or sweep ``ENTITY/PROJECT/SWEEP`` into ``folder/<task>/<run id>/<artifact
+    version>/record.json``, the layout ``bench publish --from`` reads; a resumed run's several
+    versions each get a folder and the publish merge keeps the latest. ``api``: a ``wandb.Api``
+    (made here by default). Returns the record files."""
+    from bench.errors import BenchError
+
+    parts = path.strip("/").split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise BenchError(f"--from-wandb {path!r}: write ENTITY/PROJECT or ENTITY/PROJECT/SWEEP")
+    import wandb
+
+    prefix = f"record-{task}-"
+    out = []
+    try:
+        api = api or wandb.Api()
+        runs = api.sweep("/".join(parts)).runs if len(parts) == 3 else api.runs("/".join(parts))
+        for run in runs:
+            for artifact in run.logged_artifacts():
+                if artifact.type != "record" or not artifact.name.startswith(prefix):
+                    continue
+                target = folder / task / run.id / artifact.name.replace(":", "-")
+                out.append(Path(artifact.download(root=str(target))) / "record.json")
+    except (wandb.errors.Error, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise BenchError(f"W&B {path}: {type(e).__name__}: {first}") from None
+    return out

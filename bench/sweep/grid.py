@@ -1,5 +1,6 @@
-"""A sweep's grid: the axes (preset, method, seed, then every other key given) and the ``bench run``
-argument lists they expand to, each resolved before any run starts."""
+"""A sweep's parameters (preset, method, seed, then every other key given, each a list or a W&B
+parameter spec), the grid of them and the ``bench run`` argument lists it expands to, each
+resolved before any run starts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import itertools
 
 from bench import config
 from bench.errors import BenchError
+from bench.sweep.space import Param, parse
 
 AUTO_SEEDS_CAP = 20  # the most seeds ``--seeds auto`` asks for
 
@@ -31,24 +33,39 @@ def auto_seeds(task: str, preset: str) -> list[int]:
     return sorted(set(range(needed)) | set(config.preset_seeds(task, preset)))
 
 
-def axes(
+def parameters(
     task: str, overrides: list[str], methods: str | None = None, seeds: str | None = None
-) -> dict[str, list]:
-    """The sweep's axes, ``{key: [values]}`` in order: preset, method, seed, then the rest.
+) -> dict[str, Param]:
+    """The sweep's parameters, ``{key: Param}`` in order: preset, method, seed, then the rest.
 
     Methods: ``--methods``, else a ``method=`` override, else the preset's ``sweep: {methods:}``;
     seeds: a ``seed=`` override, else ``--seeds`` (a list, or ``auto``: what the committed board's
-    underpowered claims need), else the preset's ``seeds:``.
+    underpowered claims need), else the preset's ``seeds:``. An override whose value is a mapping
+    is a W&B parameter spec (``optim.lr={distribution: log_uniform_values, min: 1e-4, max: 1e-2}``,
+    ``optim.lr={values: [0.1, 0.01]}``); preset, method and seed take only ``value``/``values``.
     """
     fixed = config.parse_overrides(overrides)
-    preset = str(fixed.pop("preset", "cpu"))
-    method = [fixed.pop("method")] if "method" in fixed else None
-    out: dict[str, list] = {"preset": [preset]}
-    out["method"] = methods.split(",") if methods else method or config.preset_methods(task, preset)
-    out["seed"] = _seeds(task, preset, seeds)
-    for key, value in fixed.items():  # a seed= override replaces the seeds in place
-        out[key] = [value]
-    return out
+    given = {k: parse(k, v) if isinstance(v, dict) else Param.of(k, [v]) for k, v in fixed.items()}
+    preset = given.pop("preset").grid() if "preset" in given else ["cpu"]
+    if len(preset) != 1:
+        raise BenchError(f"a sweep runs one preset, got {preset}")
+    method = given.pop("method").grid() if "method" in given else None
+    out = {"preset": Param.of("preset", [str(preset[0])])}
+    names = methods.split(",") if methods else method or config.preset_methods(task, str(preset[0]))
+    out["method"] = Param.of("method", names)
+    out["seed"] = (
+        given.pop("seed") if "seed" in given else Param.of("seed", _seeds(task, str(preset[0]), seeds))
+    )
+    out["seed"].grid()  # a seed is a run's, not a sampled value
+    return out | given
+
+
+def axes(
+    task: str, overrides: list[str], methods: str | None = None, seeds: str | None = None
+) -> dict[str, list]:
+    """The sweep's grid, ``{key: [values]}`` in the order of ``parameters``; a sampled
+    distribution is refused in one line (a grid cannot enumerate it)."""
+    return {k: p.grid() for k, p in parameters(task, overrides, methods, seeds).items()}
 
 
 def expand(
@@ -59,13 +76,14 @@ def expand(
     grid = axes(task, overrides, methods, seeds)
     runs = []
     for combo in itertools.product(*grid.values()):
-        args = [f"{k}={_arg(v)}" for k, v in zip(grid, combo, strict=True)]
+        args = [f"{k}={as_arg(v)}" for k, v in zip(grid, combo, strict=True)]
         config.resolve(task, args)
         runs.append(args)
     return runs
 
 
-def _arg(value) -> str:
+def as_arg(value) -> str:
+    """A value as ``bench run`` reads it back (YAML): null, true/false, floats round-trip."""
     if value is None:
         return "null"
     if isinstance(value, bool):

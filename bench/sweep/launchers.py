@@ -1,6 +1,7 @@
 """A sweep's grid launched elsewhere: printed as ``bench run`` lines, submitted as a SLURM job array
 (submitit), or registered as a W&B sweep whose spec is generated from the task (its primary metric
-and direction) and the grid."""
+and direction) and the sweep's parameters (a grid, or W&B distributions for its random and
+Bayesian search)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bench import config
 from bench.errors import BenchError
 from bench.registry import get_task
 from bench.run import record_failure
+from bench.sweep.space import Param
 
 
 def command_lines(task: str, runs: list[list[str]], force: bool = False) -> list[str]:
@@ -73,18 +75,34 @@ def submit(task: str, runs: list[list[str]], slurm: dict, folder: Path, force: b
     return executor.map_array(ArrayJob(), [task] * len(runs), [[*a, *tail] for a in runs])
 
 
-def wandb_spec(task: str, axes: dict[str, list]) -> dict:
-    """The W&B sweep spec of this grid: agents run ``bench run TASK`` with each point's arguments,
-    log to W&B, and the sweep's metric is the task's primary one in its direction."""
+def wandb_spec(
+    task: str, params: dict[str, list | Param], method: str = "grid", extra: dict | None = None
+) -> dict:
+    """The W&B sweep spec of these parameters: agents run ``bench run TASK`` with each point's
+    arguments, log to W&B, and the sweep's metric is the task's primary one in its direction.
+
+    A list is a grid axis (``values``, or ``value`` when it has one); a ``Param`` goes as written,
+    its distribution untouched, for W&B's own ``method`` (grid, random or bayes) to search.
+    ``extra``: the keys of a ``--spec`` file W&B reads as they are (its ``metric`` replaces the
+    task's)."""
     declared = get_task(task)
-    params = {k: ({"values": v} if len(v) > 1 else {"value": v[0]}) for k, v in axes.items()}
-    params["logger"] = {"value": "wandb"}
+    if method == "grid":
+        for p in params.values():
+            if isinstance(p, Param):
+                p.grid()  # a distribution is refused here, not by W&B after the sweep exists
+    written = {
+        k: p.wandb() if isinstance(p, Param) else ({"values": p} if len(p) > 1 else {"value": p[0]})
+        for k, p in params.items()
+    }
+    written["logger"] = {"value": "wandb"}
+    metric = {"name": declared.primary, "goal": "maximize" if declared.higher_is_better else "minimize"}
     return {
         "program": "bench",
         "command": ["bench", "run", task, "${args_no_hyphens}"],
-        "method": "grid",
-        "metric": {"name": declared.primary, "goal": "maximize" if declared.higher_is_better else "minimize"},
-        "parameters": params,
+        "method": method,
+        "metric": metric,
+        **(extra or {}),
+        "parameters": written,
     }
 
 

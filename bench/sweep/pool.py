@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.run import locate, record_failure
 from bench.sweep.display import Display
-from bench.sweep.grid import expand
+from bench.sweep.search import Search, plan
 from bench.sweep.slots import slots, visible_gpus
 
 
@@ -36,9 +36,21 @@ class Options:
     progress: bool | None = None  # None: a live display when stdout is a terminal
 
 
-def _label(args: list[str]) -> str:
-    keep = [a for a in args if a.split("=", 1)[0] in ("method", "seed")]
+def _label(args: list[str], varying: set[str]) -> str:
+    """A run's name in the sweep's lines: its method, seed and the values that differ between runs
+    (a random search's sampled ones)."""
+    keep = [a for a in args if a.split("=", 1)[0] in {"method", "seed", *varying}]
     return " ".join(keep) or " ".join(args)
+
+
+def _varying(runs: list[list[str]]) -> set[str]:
+    """The keys whose values differ between the runs."""
+    seen: dict[str, set[str]] = {}
+    for args in runs:
+        for arg in args:
+            key, _, value = arg.partition("=")
+            seen.setdefault(key, set()).add(value)
+    return {k for k, values in seen.items() if len(values) > 1}
 
 
 def run_args(args: list[str], opts: Options) -> list[str]:
@@ -73,10 +85,13 @@ def sweep(
     methods: str | None = None,
     seeds: str | None = None,
     opts: Options | None = None,
+    search: Search | None = None,
 ) -> int:
-    """Run the expanded sweep locally; returns 0 if every run ended ``ok``, else 1."""
+    """Run the sweep's runs (the grid, or a random search's trials) locally; returns 0 if every
+    run ended ``ok``, else 1."""
     opts = opts or Options()
-    runs = [run_args(a, opts) for a in expand(task, overrides, methods, seeds)]
+    runs = [run_args(a, opts) for a in plan(task, overrides, methods, seeds, search)]
+    varying = _varying(runs)
     if opts.devices is not None:
         gpus, source = [d for d in opts.devices.split(",") if d], "--devices"
     else:
@@ -101,7 +116,7 @@ def sweep(
         path, has_ckpt = _checkpoint_for(task, args)
         if not _needs_run(path, opts.force):
             display.started()
-            display.finished(_label(args), f"ok (record exists) -> {path}", True)
+            display.finished(_label(args, varying), f"ok (record exists) -> {path}", True)
             return 0
         resumed = has_ckpt and not opts.force
         cmd = [sys.executable, "-m", "bench", "run", task, *args, *(["resume=true"] if resumed else [])]
@@ -145,8 +160,8 @@ def sweep(
             line += " (resumed from its checkpoint)"
         if path.parent.exists():
             (path.parent / "sweep.log").write_text(f"$ {shlex.join(cmd)}\n{out}\n--- stderr\n{err}")
-        display.warnings(_label(args), err)
-        display.finished(_label(args), line, code == 0)
+        display.warnings(_label(args, varying), err)
+        display.finished(_label(args, varying), line, code == 0)
         return code
 
     t0 = time.perf_counter()

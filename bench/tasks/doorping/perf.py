@@ -32,8 +32,12 @@ def iterations_per_s(loss_fn, iters: int, device: str, fmt: torch.memory_format)
     return iters / (time.perf_counter() - t0)
 
 
-def main(iters: int = 10, reps: int = 3) -> float:
-    """Best of ``reps`` interleaved measurements of each variant; returns batched / loop (NCHW)."""
+def main(tiny: bool = False, iters: int = 10, reps: int = 3) -> float:
+    """Best of ``reps`` interleaved measurements of each variant; returns batched / loop (NCHW).
+    ``tiny``: one iteration once (seconds, for the test
+    that every perf.py runs; its numbers mean nothing)."""
+    if tiny:
+        iters, reps = 1, 1
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     variants = {

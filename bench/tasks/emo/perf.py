@@ -1,7 +1,9 @@
 """emo's figures, each against its baseline in the same run:
 
-1. the step time of ``bench run emo`` (Lightning, callbacks, logging) over a bare PyTorch loop on the
-   same EMO-1M, data, optimizer (emo's own parameter groups) and thread count. Goal: <= 1.03.
+1. the step time of ``bench run emo`` (Lightning, callbacks, logging) over a bare PyTorch loop doing
+   the same work: the run's own model and loss (built by ``bench.run.build`` from the same config:
+   architecture options, channels_last, fp32), its data loader (same batches), AdamW with its
+   parameter groups and scaled lr, and the same torch thread count. Goal: <= 1.03.
 2. the real-data train loader's images per CPU-second of its one worker (the paper preset's
    ImageFolder + the official timm augmentation at 224; CPU time, which a busy machine moves less
    than wall time) over timm's own ``create_loader`` on the same JPEGs with the same transform, and the
@@ -25,7 +27,6 @@ LOADER_BATCH = 16
 ARGS = [
     "preset=smoke",
     "method=emo_1m",
-    "data.train_size=1536",
     "data.batch_size=64",
     "data.val_size=64",
     "logger=none",
@@ -33,30 +34,32 @@ ARGS = [
 
 
 def bare_step_s(cfg: dict) -> float:
-    """Median step time of a plain PyTorch loop doing what the emo method does."""
+    """Median step time (start to start, loading included, as the run's timer) of a plain PyTorch
+    loop over what ``bench run`` builds for ``cfg``: the same module and data, no Lightning."""
     import torch
 
-    from bench.tasks.emo.data import ImageDataModule
-    from bench.tasks.emo.model import build_model
+    from bench.optim import scaled_lr
+    from bench.registry import get_task
+    from bench.run import build, env_threads
 
-    torch.manual_seed(cfg["seed"])
-    data = ImageDataModule(cfg)
-    data.setup()
-    model = build_model("emo_1m", num_classes=10).to(memory_format=torch.channels_last)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg["optim"]["label_smoothing"])
+    if threads := env_threads():  # as the run sets them
+        torch.set_num_threads(threads)
+    data, method = build(get_task("emo"), cfg)
+    data.setup("fit")
     o = cfg["optim"]
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    decay = [p for p in method.parameters() if p.ndim > 1]
+    no_decay = [p for p in method.parameters() if p.ndim <= 1]
+    lr = scaled_lr(method.base_lr, o["lr_batch"], cfg["data"]["batch_size"], cfg["trainer"], 1)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": o["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=o["lr"],
+        lr=lr,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-    model.train()
+    method.train()
     starts = []
     for x, y in data.train_dataloader():
         starts.append(time.perf_counter())
-        loss = loss_fn(model(x.contiguous(memory_format=torch.channels_last)), y)
+        loss = method.loss(method(x), y)  # the module's forward: channels_last, as in training_step
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -65,15 +68,15 @@ def bare_step_s(cfg: dict) -> float:
     return statistics.median(b - a for a, b in zip(starts, starts[1:], strict=False))
 
 
-def bench_step_s() -> float:
+def bench_step_s(args: list[str]) -> float:
     from bench.run import execute
 
-    record, _ = execute("emo", ARGS, force=True)
+    record, _ = execute("emo", args, force=True)
     return record["cost"]["step_s"]
 
 
-def jpeg_folder(root: Path) -> Path:
-    """An ImageFolder of ``JPEGS`` 500x375 JPEGs (smooth color fields with sensor-like noise, ~75 kB
+def jpeg_folder(root: Path, jpegs: int = JPEGS) -> Path:
+    """An ImageFolder of ``jpegs`` 500x375 JPEGs (smooth color fields with sensor-like noise, ~75 kB
     each) in two classes under ``root/train``, and one per class in ``root/val``."""
     import numpy as np
     from PIL import Image
@@ -81,7 +84,7 @@ def jpeg_folder(root: Path) -> Path:
     rng = np.random.default_rng(0)
     w, h = JPEG_SIZE
     y, x = np.mgrid[0:h, 0:w]
-    for split, count in (("train", JPEGS), ("val", 2)):
+    for split, count in (("train", jpegs), ("val", 2)):
         for i in range(count):
             folder = root / split / f"n0{i % 2}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -105,7 +108,7 @@ def workers_cpu_s() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def timed_epochs(loader, epochs: int = 3) -> tuple[int, float, float]:
+def timed_epochs(loader, epochs: int) -> tuple[int, float, float]:
     """Images, wall seconds and the workers' CPU seconds of ``epochs`` passes, after one pass that
     starts the workers."""
     for _ in loader:
@@ -174,24 +177,25 @@ def decode_per_s(files: list[bytes]) -> dict[str, float]:
     return {name: 3 * len(files) / seconds for name, seconds in cpu.items()}
 
 
-def loader_figures() -> None:
-    """Prints figures 2 and 3 (the module's docstring) on a JPEG folder written to a temporary dir."""
+def loader_figures(jpegs: int = JPEGS, epochs: int = 3) -> None:
+    """Prints figures 2 and 3 (the module's docstring) on ``jpegs`` JPEGs written to a temporary
+    dir, ``epochs`` passes per timing."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = jpeg_folder(Path(tmp))
+        root = jpeg_folder(Path(tmp), jpegs)
         ours, theirs = loaders(root)
         # Alternate, each going first in turn, so warm-up and noise hit both alike. Per worker: all
         # images over all the workers' CPU seconds (a random op mix per pass varies the cost by
         # ~10%); wall: the best pass.
         images, cpu, wall = {"bench": 0, "timm": 0}, {"bench": 0.0, "timm": 0.0}, {"bench": 0.0, "timm": 0.0}
         for name in ["bench", "timm", "timm", "bench", "bench", "timm"]:
-            n, wall_s, cpu_s = timed_epochs(ours if name == "bench" else theirs)
+            n, wall_s, cpu_s = timed_epochs(ours if name == "bench" else theirs, epochs)
             images[name] += n
             cpu[name] += cpu_s
             wall[name] = max(wall[name], n / wall_s)
         per_worker = {name: images[name] / cpu[name] for name in images}
         decode = decode_per_s([p.read_bytes() for p in sorted((root / "train").glob("*/*.JPEG"))])
     print(
-        f"emo real-data train loader, {JPEGS} JPEGs {JPEG_SIZE[0]}x{JPEG_SIZE[1]} -> 224, one worker: "
+        f"emo real-data train loader, {jpegs} JPEGs {JPEG_SIZE[0]}x{JPEG_SIZE[1]} -> 224, one worker: "
         f"images per worker CPU-second: bench {per_worker['bench']:.0f}, timm create_loader "
         f"{per_worker['timm']:.0f}, ratio {per_worker['bench'] / per_worker['timm']:.3f} (goal >= 0.9); "
         f"wall images/s: bench {wall['bench']:.0f}, timm {wall['timm']:.0f}"
@@ -206,17 +210,29 @@ def loader_figures() -> None:
     )
 
 
-def main() -> None:
+def main(tiny: bool = False) -> None:
+    """Prints the three figures; ``tiny``: three steps, two batches of JPEGs, one pass (seconds,
+    for the test that every perf.py runs; its numbers mean nothing)."""
+    import torch
+
     from bench.config import resolve
 
+    args = [*ARGS, f"data.train_size={3 * 64 if tiny else 24 * 64}"]
+    runs = os.environ.get("BENCH_RUNS")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["BENCH_RUNS"] = tmp
-        cfg = resolve("emo", ARGS)
-        # Alternate and keep the best of two of each, so warm-up and noise hit both alike.
-        bare, ours = bare_step_s(cfg), bench_step_s()
-        bare, ours = min(bare, bare_step_s(cfg)), min(ours, bench_step_s())
+        try:
+            cfg = resolve("emo", args)
+            # Alternate and keep the best of two of each, so warm-up and noise hit both alike.
+            bare, ours = bare_step_s(cfg), bench_step_s(args)
+            bare, ours = min(bare, bare_step_s(cfg)), min(ours, bench_step_s(args))
+        finally:
+            if runs is None:
+                os.environ.pop("BENCH_RUNS")
+            else:
+                os.environ["BENCH_RUNS"] = runs
     print(
-        f"emo_1m step, batch 64 at 32x32: bare PyTorch {bare * 1e3:.1f} ms, bench run "
-        f"{ours * 1e3:.1f} ms, ratio {ours / bare:.3f} (goal <= 1.03)"
+        f"emo_1m step, batch 64 at 32x32, {torch.get_num_threads()} threads: bare PyTorch "
+        f"{bare * 1e3:.1f} ms, bench run {ours * 1e3:.1f} ms, ratio {ours / bare:.3f} (goal <= 1.03)"
     )
-    loader_figures()
+    loader_figures(*((2 * LOADER_BATCH, 1) if tiny else (JPEGS, 3)))

@@ -18,7 +18,7 @@ from bench.tasks.reft.model import FewShotMask2Former
 WARMUP, STEPS = 3, 20
 
 
-def images_per_s(refs: tuple[str, ...], cfg: dict, dm) -> float:
+def images_per_s(refs: tuple[str, ...], cfg: dict, dm, warmup: int = WARMUP, steps: int = STEPS) -> float:
     torch.manual_seed(0)
     model = FewShotMask2Former(cfg["model"], dm.num_classes, refs)
     f = cfg["finetune"]
@@ -31,21 +31,24 @@ def images_per_s(refs: tuple[str, ...], cfg: dict, dm) -> float:
     episodes = Episodes(data)
     model.train()
     model.backbone.eval()
-    for i in range(WARMUP + STEPS):
-        if i == WARMUP:
+    for i in range(warmup + steps):
+        if i == warmup:
             t0 = time.perf_counter()
         finetune_step(model, data, episodes, f, gen, opt, params, None, dm.num_base)
-    return STEPS * f["batch_size"] / (time.perf_counter() - t0)
+    return steps * f["batch_size"] / (time.perf_counter() - t0)
 
 
-def main() -> None:
+def main(tiny: bool = False) -> None:
+    """Prints the figure; ``tiny``: one step after one warm-up step (seconds, for the test
+    that every perf.py runs; its numbers mean nothing)."""
+    warmup, steps = (1, 1) if tiny else (WARMUP, STEPS)
     torch.set_num_threads(1)
     cfg = resolve("reft", ["preset=cpu"])
     smoke = resolve("reft", ["preset=smoke"])
     dm = FewShotCocoDataModule(smoke)
     dm.setup()
-    base = images_per_s((), cfg, dm)
-    reft = images_per_s(("feature", "instance"), cfg, dm)
+    base = images_per_s((), cfg, dm, warmup, steps)
+    reft = images_per_s(("feature", "instance"), cfg, dm, warmup, steps)
     f = cfg["finetune"]
     print(
         f"reft fine-tuning, cpu-preset model at {cfg['data']['size']}px, batch {f['batch_size']}, "

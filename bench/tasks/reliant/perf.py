@@ -40,21 +40,26 @@ class DenseGCN(nn.Module):
         return self.norm_adj @ F.linear(h, self.lin2.weight) + self.lin2.bias
 
 
-def epochs_per_s(net: nn.Module, x, edge_index, y, train) -> float:
+def epochs_per_s(
+    net: nn.Module, x, edge_index, y, train, epochs: int = EPOCHS, repeats: int = REPEATS
+) -> float:
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     best = 0.0
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        for _ in range(EPOCHS):
+        for _ in range(epochs):
             loss = F.cross_entropy(net(x, edge_index)[train], y[train])
             opt.zero_grad()
             loss.backward()
             opt.step()
-        best = max(best, EPOCHS / (time.perf_counter() - t0))
+        best = max(best, epochs / (time.perf_counter() - t0))
     return best
 
 
-def main() -> None:
+def main(tiny: bool = False) -> None:
+    """Prints the figure; ``tiny``: one epoch of each (seconds, for the test
+    that every perf.py runs; its numbers mean nothing)."""
+    epochs, repeats = (1, 1) if tiny else (EPOCHS, REPEATS)
     cfg = resolve("reliant", [])
     g = compas({**cfg["data"], "split_seed": cfg["seed"]})  # the split a seed-0 run deals
     x, ei = g.features(), g.edge_index
@@ -66,8 +71,8 @@ def main() -> None:
     sparse.eval(), dense.eval()
     with torch.no_grad():
         assert torch.allclose(sparse(x, ei), dense(x), atol=1e-4), "dense and sparse GCN disagree"
-    s = epochs_per_s(sparse.train(), x, ei, g.y, g.train)
-    d = epochs_per_s(dense.train(), x, ei, g.y, g.train)
+    s = epochs_per_s(sparse.train(), x, ei, g.y, g.train, epochs, repeats)
+    d = epochs_per_s(dense.train(), x, ei, g.y, g.train, epochs, repeats)
     print(
         f"GCN on COMPAS ({g.num_nodes} nodes, {ei.shape[1]} edges), {torch.get_num_threads()} threads: "
         f"torch-geometric sparse {s:.1f} epochs/s, dense adjacency {d:.1f} epochs/s, ratio {s / d:.2f}"
