@@ -274,11 +274,48 @@ def test_clock_orders_events_and_sync_round_waits_for_the_kth() -> None:
     clock = EventClock(fleet)
     clock.launch(np.array([0, 2, 3]), version=0)
     assert fleet.busy[[0, 2, 3]].all()
-    assert [clock.pop()[0] for _ in range(3)] == [3, 2, 0] and clock.now == 5.0
+    finish = sorted((t, c) for t, _, c, _, _ in clock.heap)
+    assert [clock.pop()[0] for _ in range(3)] == [c for _, c in finish] and clock.now == finish[-1][0]
     idle = fleet.pick_idle(5)
     assert sorted(idle.tolist()) == [0, 1, 2, 3, 4]
-    done, duration = sync_round(fleet, np.array([0, 1, 2, 4]), goal=3)
+    done, duration = sync_round(np.array([0, 1, 2, 4]), np.array([5.0, 1.0, 3.0, 4.0]), goal=3)
     assert sorted(done.tolist()) == [1, 2, 4] and duration == 4.0
+
+
+def test_every_participation_draws_its_own_duration_around_the_devices_mean() -> None:
+    """As in FLSim, a device's duration is drawn anew for every participation (mean: the device's);
+    with equal mean speeds (sigma 0) the reports of one launch wave still spread out in time."""
+    rng = np.random.default_rng(0)
+    means = device_durations(np.full(1000, 30), 1, 0.0, rng)
+    fleet = Fleet(means, rng)
+    assert np.allclose(means, 30.0)
+    draws = np.stack([fleet.draw(np.arange(1000)) for _ in range(20)])
+    assert abs(draws.mean() / 30.0 - 1) < 0.02 and 0.7 < draws.std() / draws.mean() < 0.82
+    clock = EventClock(fleet)
+    clock.launch(np.arange(1000), version=0)
+    times = sorted(t for t, *_ in clock.heap)
+    assert len(set(times)) == 1000 and times[-1] > 3 * times[len(times) // 2]
+    one = EventClock(Fleet(np.full(3, 30.0), np.random.default_rng(1)))
+    finishes = []
+    for _ in range(50):  # the scalar hot path draws too
+        one.launch(np.array([0]), version=0)
+        start = one.now
+        one.pop()
+        finishes.append(one.now - start)
+    assert len(set(finishes)) == 50 and 20 < np.mean(finishes) < 40
+
+
+def test_device_speeds_vary_with_the_seed_and_are_shared_by_the_methods(smoke) -> None:
+    cfg, fed, x0 = smoke
+    setting = Setting(8, 1.0, 2)
+
+    def speeds(algorithm: str, seed: int) -> np.ndarray:
+        sim = simulation({**cfg, "seed": seed}, algorithm, fed, net(), x0, setting, "sgd", 1.0, 0.0)
+        return sim.fleet.durations
+
+    assert np.array_equal(speeds("fedbuff", 0), speeds("sync", 0))
+    assert np.array_equal(speeds("fedbuff", 0), speeds("fedasync", 0))
+    assert not np.array_equal(speeds("fedbuff", 0), speeds("fedbuff", 1))
 
 
 def test_smoke_run_logs_every_study(bench_run) -> None:
@@ -289,6 +326,19 @@ def test_smoke_run_logs_every_study(bench_run) -> None:
         assert f"test/{key}" in m, key
     assert m["test/time_sigma1"] == m["test/time_c8"] == m["test/time_k10"]  # one shared simulation
     assert 0 < m["test/fast_share"] < 1 and m["test/lr_c8"] in (0.5, 1.0, 2.0)
+    assert math.isclose(m["test/log_time_c8"], math.log(m["test/time_c8"]), rel_tol=1e-6)
+    assert math.isclose(m["test/log_scaling"], m["test/log_time_c2"] - m["test/log_time_c8"], rel_tol=1e-6)
+
+
+def test_async_and_sync_search_the_same_momentum_arms_on_grids_of_one_width() -> None:
+    """FedBuff and FedAsync get the momentum-0.9 arm sync_best has (FLSim's FedBuff example runs
+    server momentum 0.9), and every arm's grid spans the same number of factor-2 steps."""
+    methods = resolve("preset=cpu")["methods"]
+    momenta = {name: sorted(a["momentum"] for a in spec["arms"]) for name, spec in methods.items()}
+    assert momenta["fedbuff"] == momenta["fedasync"] == momenta["sync_best"] == [0.0, 0.9]
+    grids = [a["lr_grid"] for spec in methods.values() for a in spec["arms"]]
+    assert {len(g) for g in grids} == {10}
+    assert all(np.allclose(np.diff(np.log2(g)), 1.0) for g in grids)
 
 
 def test_a_run_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(smoke, tmp_path: Path) -> None:

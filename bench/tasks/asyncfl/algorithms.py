@@ -279,7 +279,7 @@ class SyncSimulation(Simulation):
         self.launched[cohort] += 1
         serials = self.fleet.serial[cohort].copy()
         self.fleet.serial[cohort] += 1
-        done, duration = sync_round(self.fleet, cohort, self.C)
+        done, duration = sync_round(cohort, self.fleet.draw(cohort), self.C)
         keep = np.isin(cohort, done)
         deltas = self.trainer.train(cohort[keep], serials[keep], self.x)
         self.trips += self.cohort

@@ -202,13 +202,16 @@ class FederatedMethod(LoopMethod):
         return {"acc": float(acc.compute())} | self.summary(chosen)
 
     def summary(self, chosen: dict[Setting, tuple[LrWalk, Simulation]]) -> dict[str, float]:
-        """Per setting label: time, updates and downloads to the target on test, whether it was
+        """Per setting label: time, updates and downloads to the target on test (time and downloads
+        also as logs: the speedup claims are ratios, judged on log differences), whether it was
         reached, final accuracy, the chosen lr and momentum; then the run-level figures."""
         out = {}
         for label, setting in self.labels.items():
             walk, sim = chosen[setting]
             t, updates, trips, reached = sim.trace.to_target("test", self.target)
             out |= {f"time_{label}": t, f"updates_{label}": updates, f"trips_{label}": trips}
+            out[f"log_time_{label}"] = math.log(max(t, sim.trace.dt))
+            out[f"log_trips_{label}"] = math.log(max(trips, 1))
             out |= {f"reached_{label}": float(reached), f"acc_{label}": sim.trace.test[-1]}
             out |= {f"lr_{label}": sim.opt.lr, f"momentum_{label}": walk.momentum}
         conc = sorted(self.cfg["sim"]["concurrency"])
@@ -218,6 +221,7 @@ class FederatedMethod(LoopMethod):
             "time_to_target_hi": out[f"time_{hi}"],
             "updates_to_target_hi": out[f"updates_{hi}"],
             "scaling": out[f"time_{lo}"] / max(out[f"time_{hi}"], 1e-9),
+            "log_scaling": out[f"log_time_{lo}"] - out[f"log_time_{hi}"],
             "lr_edges": float(sum(w.on_edge(self.target) for w, _ in chosen.values())),
         }
         return out | idle_bias(chosen[self.labels[hi]][1])
