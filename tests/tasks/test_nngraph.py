@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.model_selection import StratifiedKFold
 
 from bench.config import resolve
 from bench.datasets.formats import write_cifar10, write_mnist
@@ -75,6 +76,36 @@ def test_design_holds_levels_and_changes_since_epoch_one() -> None:
     h = features.design(tables, ("hparams",), 1, 1)
     np.testing.assert_array_equal(h, features.design(tables, ("hparams",), 4, 1))
     assert list(features.labels(tables["final_acc"])) == [0, 0, 1]
+
+
+def test_the_max_features_grid_is_chosen_out_of_bag_on_the_training_folds_only(monkeypatch) -> None:
+    """Every method gets the same grid; each outer fold picks from it on its training folds (the
+    rows it is judged on never reach the choice), and a signal hidden among noise features picks
+    more features per split than one."""
+    from bench.tasks.nngraph import predict
+
+    grid = [1, "sqrt", 0.3, 1.0]
+    assert predict.candidates(grid, 6) == [1, 2, 6] and predict.candidates(grid, 378) == [1, 19, 113, 378]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 30))
+    x[:, 0] = np.arange(120)  # a row id, and the one informative feature
+    acc = (x[:, 0] >= 60) + 0.01 * rng.normal(size=120)
+    good = features.labels(acc)
+    seen: list[np.ndarray] = []
+    tuned = predict.tuned
+
+    def spy(p: dict, seed: int, xf: np.ndarray, y: np.ndarray) -> tuple:
+        seen.append(xf[:, 0])
+        return tuned(p, seed, xf, y)
+
+    monkeypatch.setattr(predict, "tuned", spy)
+    p = {"kind": "forest", "trees": 30, "folds": 4, "max_features": grid}
+    prob, _, _, chosen = predict.out_of_fold(x, good, acc, p, 0)
+    folds = StratifiedKFold(4, shuffle=True, random_state=0).split(x, good)
+    for (_, held), rows in zip(folds, seen, strict=True):
+        assert not set(held) & set(rows.astype(int))
+    assert chosen["max_features"] > 1 / 30 and chosen["max_features_open_edge"] == 0.0
+    assert ((prob >= 0.5) == good).mean() > 0.9
 
 
 def test_a_predictor_resumed_from_its_checkpoint_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
@@ -242,6 +273,34 @@ def test_a_diverged_network_is_replaced_or_kept_as_the_official_driver_keeps_it(
             np.testing.assert_array_equal(w, w0)
     assert np.isfinite(out["val_loss"]).all() and np.isfinite(out["train_loss"]).all()
     assert out["final_acc"] < 0.5  # non-finite logits answer one class
+
+
+def test_weights_gone_non_finite_at_an_epochs_last_step_are_a_divergence() -> None:
+    """One step per epoch at an infinite lr: the epoch's loss (of the weights before the step) is
+    finite, the weights after it are not."""
+    from bench.tasks.nngraph import population
+
+    splits = _tiny_splits()
+    net, h, p = _tiny(float("inf"))
+    h["batch_size"] = len(splits.train[0])
+    assert population.train_one(net, h, {**p, "epochs": 1, "snapshots": 1}, splits, 0, aug=False) is None
+    net, h, p = _tiny(float("inf"), diverged="keep")
+    h["batch_size"] = len(splits.train[0])
+    init = [layer.weight.detach().numpy().copy() for layer in net.layers()]
+    out = population.train_one(net, h, p, splits, 0, aug=False)
+    assert out["diverged"] and np.isfinite(out["train_loss"]).all()
+    for snap in out["snaps"]:
+        for w, w0 in zip(snap, init, strict=True):
+            np.testing.assert_array_equal(w, w0)
+
+
+def test_the_reduced_presets_read_no_system_dataset() -> None:
+    """``make bench`` installs Task.datasets for cpu and smoke: both read sklearn's bundled digits."""
+    from bench.tasks.nngraph.task import TASK
+
+    assert TASK.datasets == ()
+    for preset in ("smoke", "cpu"):
+        assert resolve("nngraph", [f"preset={preset}"])["data"]["source"] == "digits"
 
 
 def test_the_grid_population_takes_every_cell_and_reports_its_diverged(

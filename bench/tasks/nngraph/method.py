@@ -31,6 +31,7 @@ class Predictor(LoopMethod):
         self.probs: list[np.ndarray] = []  # per k: out-of-fold probability of "good"
         self.reg = np.zeros(0)  # at k = S: out-of-fold predicted final accuracy
         self.n_features = self.size = 0
+        self.tuning: dict[str, float] = {}  # at k = S: the forests' choices of max_features
 
     def setup(self, datamodule) -> None:
         self.tables = {name: t.astype(np.float64) for name, t in datamodule.tables.items()}
@@ -44,7 +45,9 @@ class Predictor(LoopMethod):
         k = len(self.probs) + 1
         x = features.design(self.tables, self.families, k, self.cfg["features"]["delta_from"])
         acc = self.tables["final_acc"]
-        prob, self.reg, size = predict.out_of_fold(x, self.good, acc, self.cfg["predictor"], self.cfg["seed"])
+        prob, self.reg, size, self.tuning = predict.out_of_fold(
+            x, self.good, acc, self.cfg["predictor"], self.cfg["seed"]
+        )
         self.probs.append(prob)
         self.n_features, self.size = x.shape[1], size
         return k == self.k_max
@@ -70,6 +73,7 @@ class Predictor(LoopMethod):
             "base_rate": float(max(self.good.mean(), 1 - self.good.mean())),
             "diverged": float(self.tables["diverged"].sum() + self.tables["redraws"].sum()),
             "median_final_acc": float(np.median(truth)),
+            **self.tuning,
         }
 
     def _score(self, metric, preds: np.ndarray, target: np.ndarray):

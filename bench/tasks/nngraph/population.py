@@ -6,7 +6,7 @@ cached by its sub-config (which holds the seed): built once per seed, read by ev
 
 Hyperparameters are drawn from ``population.space``, or, for the keys ``population.grid`` lists,
 taken cell by cell from the grid's Cartesian product (the official driver's lr x dropout sweep).
-A network whose training loss goes non-finite is replaced by a new draw
+A network whose training loss or graph weights go non-finite in an epoch is replaced by a new draw
 (``population.diverged: replace``) or kept as the official driver keeps it (``keep``): its label
 is the accuracy it scores where it stopped (non-finite weights predict one class), its later
 snapshots repeat its last finite weights.
@@ -32,7 +32,7 @@ from bench.tasks.nngraph import images, nets
 
 # Columns of the hyperparameter table, in the order the hparams baseline sees them.
 HPARAMS = ("log10_lr", "width", "log10_init_scale", "log2_batch_size", "weight_decay", "dropout")
-VERSION = 2
+VERSION = 3
 DIVERGED = ("replace", "keep")
 
 
@@ -146,6 +146,11 @@ def graph_weights(net: torch.nn.Module) -> list[torch.Tensor]:
     return [layer.weight for layer in net.layers()]
 
 
+def finite(weights: list[torch.Tensor]) -> bool:
+    """Every weight finite: a step can leave them non-finite after the epoch's last finite loss."""
+    return all(bool(torch.isfinite(w).all()) for w in weights)
+
+
 def augment(x: torch.Tensor, black: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """The official training augmentation, per image: a random crop of the image padded with
     ``pad`` black pixels on every side, back to its size, then a horizontal flip with p = 0.5
@@ -165,9 +170,10 @@ def augment(x: torch.Tensor, black: torch.Tensor, gen: torch.Generator, pad: int
 def train_one(
     net: torch.nn.Module, h: dict, p: dict, splits: images.Splits, seed: int, aug: bool
 ) -> dict | None:
-    """Train one network; its snapshots, curves and label. If its loss stops being finite: None
-    (``diverged: replace``), or training stops there and its later snapshots repeat the weights
-    it had before the diverging epoch (``keep``). ``aug``: crop and flip each training batch."""
+    """Train one network; its snapshots, curves and label. If its loss or its graph weights stop
+    being finite in an epoch: None (``diverged: replace``), or training stops there and its later
+    snapshots repeat the weights it had before the diverging epoch (``keep``). ``aug``: crop and
+    flip each training batch."""
     dev = next(net.parameters()).device
     black = torch.from_numpy(splits.black).to(dev)
     x, y = (torch.from_numpy(a).to(dev) for a in splits.train)
@@ -195,7 +201,7 @@ def train_one(
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            if not math.isfinite(total):
+            if not (math.isfinite(total) and finite(graph_weights(net))):
                 if p["diverged"] == "replace":
                     return None
                 diverged = True

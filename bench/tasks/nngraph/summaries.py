@@ -61,7 +61,7 @@ def get(cfg: dict) -> dict[str, np.ndarray]:
     """The summary tables of ``cfg``'s population (built and cached on first use), plus final_acc,
     diverged and redraws."""
     pop_dir = population.folder(cfg)
-    key = population.sub_config(cfg)
+    key = {**population.sub_config(cfg), "population_version": population.VERSION}
     folder = artifacts.cached(
         "nngraph", "summaries", key, lambda d: build(population.read(pop_dir), d), VERSION
     )
