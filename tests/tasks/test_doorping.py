@@ -223,10 +223,59 @@ def test_neural_cleanse_searches_a_range_covering_the_trigger() -> None:
     run.mask = attacks.patch_mask(1, 16, 2, 1)
     run.trigger = torch.zeros(1, 16, 16)
     run.trigger[run.mask.bool()] = torch.tensor([-900.0, 1.0, 5.0, 0.0])
-    lo, hi = run._nc_bounds()
+    lo, hi = run._nc_bounds("trigger")
     assert lo.item() == -900.0 and hi.item() == 5.0  # the background zeros do not count
-    run.cfg = {**cfg, "defense": {**cfg["defense"], "nc_range": "valid"}}
-    assert run._nc_bounds() == (run.lo, run.hi)
+    assert run._nc_bounds("valid") == (run.lo, run.hi)
+
+
+def test_real_batches_advance_the_stream_alike_whatever_the_class_sizes() -> None:
+    """Poisoning moves images into the target class; the clean run's classes keep their sizes.
+    Both draw the same number of values, so the nets drawn after stay paired."""
+    x = torch.arange(40.0).view(40, 1)
+    even = [torch.arange(c * 10, c * 10 + 10) for c in range(4)]
+    skewed = [torch.arange(0, 16), torch.arange(16, 24), torch.arange(24, 32), torch.arange(32, 40)]
+    a, b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    distill.sample_real(x, even, 4, a)
+    distill.sample_real(x, skewed, 4, b)
+    assert torch.equal(a.get_state(), b.get_state())
+
+
+def test_the_clean_stage_key_names_the_code(monkeypatch) -> None:
+    cfg = resolve("doorping", ["preset=smoke", "method=clean"])
+    before = control.sub_config(cfg)
+    monkeypatch.setattr(control.provenance, "fingerprint", lambda task: "changed")
+    assert control.sub_config(cfg) != before and control.sub_config(cfg)["code"] == "changed"
+
+
+def test_the_nc_claims_are_not_judged_when_the_positive_control_is_missed() -> None:
+    from bench.claims import judge
+    from bench.config import preset_claims
+
+    claims = {c.id: c for c in preset_claims("doorping", "cpu")}
+    missed = {"test/nc_detected": 0.0, "test/nc_control_detected": 0.0, "test/nc_detected_trigger": 0.0}
+    missed["test/nc_control_detected_trigger"] = 0.0
+    runs = {"doorping": {s: dict(missed) for s in range(3)}}
+    for cid in ("doorping_evades_nc", "doorping_evades_nc_trigger"):
+        assert judge(claims[cid], runs)["verdict"] == "not judged"
+    caught = {k: (1.0 if "control" in k else 0.0) for k in missed}
+    runs = {"doorping": {s: dict(caught) for s in range(3)}}
+    assert judge(claims["doorping_evades_nc"], runs)["verdict"] == "holds"
+
+
+def test_doorping_logs_nc_at_both_ranges_its_positive_control_and_the_fp_control(bench_run) -> None:
+    overrides = ("defense.control_portion=0.5", "defense.control_epochs=8")
+    code, record = bench_run("doorping", "method=doorping", "preset=smoke", *overrides)
+    assert code == 0 and record["status"] == "ok", record["error"]
+    m = record["metrics"]
+    assert m["test/asr_excess"] == pytest.approx(m["test/asr"] - m["test/asr_clean"])
+    logged = {"test/nc_detected", "test/nc_detected_trigger", "test/nc_anomaly_trigger", "test/fp_asr_clean"}
+    assert logged | {"test/nc_control_detected", "test/nc_control_detected_trigger"} <= set(m)
+    assert m["test/nc_control_asr"] > 0.5  # the control net carries its white-patch backdoor
+    code, record = bench_run("doorping", "method=naive", "preset=smoke")
+    m = record["metrics"]
+    assert "test/nc_control_asr" not in m and "test/fp_asr_clean" in m
+    # an in-range trigger: the widened search is the valid one
+    assert m["test/nc_anomaly_trigger"] == m["test/nc_anomaly"]
 
 
 def test_clean_stage_is_the_clean_run_and_asr_clean_is_logged(bench_run, tmp_path, monkeypatch) -> None:
@@ -234,6 +283,7 @@ def test_clean_stage_is_the_clean_run_and_asr_clean_is_logged(bench_run, tmp_pat
     assert code == 0 and record["status"] == "ok", record["error"]
     m = record["metrics"]
     assert m["test/asr_clean"] == m["test/asr"]  # the clean run's own nets are its controls
+    assert m["test/fp_asr_clean"] == m["test/fp_asr"] and m["test/asr_excess"] == 0
     cfg = record["config"]
     offered = torch.load(next((tmp_path / "cache").glob(f"doorping/clean/*/{control.FILE}")))
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "fresh"))
@@ -242,6 +292,10 @@ def test_clean_stage_is_the_clean_run_and_asr_clean_is_logged(bench_run, tmp_pat
     code, record = bench_run("doorping", "method=doorping", "preset=smoke")
     assert code == 0 and 0 <= record["metrics"]["test/asr_clean"] <= 1
     assert record["artifacts"]["doorping/clean"]
+    # NAIVEATTACK's control nets are the clean run's own evaluation nets (both measured with the
+    # white patch): the attack's poisoned pool leaves the random stream where the clean run's is
+    code, record = bench_run("doorping", "method=naive", "preset=smoke")
+    assert code == 0 and record["metrics"]["test/asr_clean"] == m["test/asr"]
 
 
 def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from bench import artifacts
+from bench import artifacts, provenance
 from bench.tasks.doorping.data import Images
 
 VERSION = 2
@@ -20,9 +20,11 @@ FILE = "clean_set.pt"
 
 def sub_config(cfg: dict) -> dict:
     """What the clean distillation depends on: data (not where it lives), network, distillation,
-    inner training and the seed; not the attack, the evaluation or the defenses."""
+    inner training and the seed, and the code computing it (the task's fingerprint: a changed
+    distillation builds a new set); not the attack, the evaluation or the defenses."""
     data = {k: v for k, v in cfg["data"].items() if k != "root"}
-    return {k: cfg[k] for k in ("model", "distill", "inner", "seed")} | {"data": data}
+    code = {"code": provenance.fingerprint("doorping")}
+    return {k: cfg[k] for k in ("model", "distill", "inner", "seed")} | {"data": data} | code
 
 
 def _save(folder, syn: torch.Tensor, raw_lrs: torch.Tensor) -> None:

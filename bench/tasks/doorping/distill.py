@@ -19,8 +19,13 @@ from bench.tasks.doorping.model import ConvNet
 
 
 def sample_real(x: torch.Tensor, by_class: list[torch.Tensor], n: int, gen: torch.Generator) -> torch.Tensor:
-    """[C, n, ...]: ``n`` images drawn without replacement from each class's pool."""
-    picks = [idx[torch.randperm(len(idx), generator=gen)[:n]] for idx in by_class]
+    """[C, n, ...]: ``n`` images drawn without replacement from each class's pool: every image of
+    ``x`` gets a uniform key from ``gen`` and each class takes its ``n`` smallest. ``gen`` advances
+    by ``len(x)`` draws whatever the classes' sizes, so a run whose poisoning moved images between
+    classes stays on the same random stream as the clean run (paired networks after it), and a
+    class that kept its images draws the same ones."""
+    keys = torch.rand(len(x), generator=gen).to(x.device)
+    picks = [idx[keys[idx].argsort()[:n]] for idx in by_class]
     return x[torch.stack(picks)]
 
 

@@ -27,6 +27,9 @@ from bench.tasks.doorping.model import build_net
 
 ATTACKS = ("clean", "naive", "doorping", "doorping_clamped")
 ALGORITHMS = ("dm", "dc", "dd")
+# Neural Cleanse's pattern search: the valid pixel range (the original defense), or widened to the
+# final trigger's value range
+NC_RANGES = ("valid", "trigger")
 
 
 def check_config(cfg: dict) -> None:
@@ -73,9 +76,13 @@ class DistillAttack(LoopMethod):
         # the final trigger on control nets trained on a clean distillation of the same seed
         self.control_nets: list[nn.Module] = []
         self.fp_nets: list[nn.Module] = []  # after fine-pruning
+        self.fp_control_nets: list[nn.Module] = []  # the control nets after the same fine-pruning
         self.fp_pruned: list[float] = []
-        self.nc_index: list[float] = []
-        self.nc_flagged: list[float] = []
+        # Neural Cleanse per net, at each search range (valid | trigger): anomaly index, flagged
+        self.nc: dict[str, list[tuple[float, float]]] = {}
+        # its positive control: a net with a known in-range backdoor (``nc_control``)
+        self.nc_control: dict[str, tuple[float, float]] = {}
+        self.nc_control_asr: float | None = None
 
     @property
     def doorping(self) -> bool:
@@ -255,6 +262,7 @@ class DistillAttack(LoopMethod):
             gen = torch.Generator().set_state(start)
             self.control_nets = self._trained_nets(clean["syn"], clean["raw_lrs"], gen)
         self._neural_cleanse()
+        self._nc_positive_control()
         self._fine_prune()
         self._save_grid(self.out_dir / "distilled.png")
 
@@ -279,47 +287,104 @@ class DistillAttack(LoopMethod):
 
     def _fine_prune(self) -> None:
         """Fine-pruning on copies of the first ``defense.nets`` evaluation nets, with
-        ``defense.fp_images`` clean real images of the pool (the defender's data)."""
+        ``defense.fp_images`` clean real images of the pool (the defender's data), and on copies of
+        as many control nets with the same draws (their ASR after fine-pruning is ``fp_asr``'s
+        control; the clean run's control nets are its own, so it reuses them)."""
         d = self.cfg["defense"]
-        self.fp_nets, self.fp_pruned = [], []
+        self.fp_nets, self.fp_control_nets, self.fp_pruned = [], [], []
         if not d["fine_pruning"]:
             return
         im = self.dm.images
         pick = torch.randperm(len(im.x), generator=self.gen)[: d["fp_images"]]
         x, y = im.x[pick].to(self.device), im.y[pick].to(self.device)
+        start = self.gen.get_state()
         for net in self.eval_nets[: d["nets"]]:
             pruned = copy.deepcopy(net).requires_grad_(True)
             self.fp_pruned.append(defenses.fine_prune(pruned, x, y, d, self.gen))
             self.fp_nets.append(pruned)
+        if self.control_nets is self.eval_nets:
+            self.fp_control_nets = self.fp_nets
+            return
+        gen = torch.Generator().set_state(start)
+        for net in self.control_nets[: d["nets"]]:
+            pruned = copy.deepcopy(net).requires_grad_(True)
+            defenses.fine_prune(pruned, x, y, d, gen)
+            self.fp_control_nets.append(pruned)
 
     def _neural_cleanse(self) -> None:
-        """Neural Cleanse on every evaluation net: the target class's anomaly index, and whether
-        it is flagged (smallest reverse-engineered mask, index above the threshold)."""
-        d = self.cfg["defense"]
-        self.nc_index, self.nc_flagged = [], []
-        if not d["neural_cleanse"]:
+        """Neural Cleanse on the first ``defense.nets`` evaluation nets, at both search ranges."""
+        self.nc = {rng: [] for rng in NC_RANGES}
+        if not self.cfg["defense"]["neural_cleanse"]:
             return
-        im, target = self.dm.images, self.cfg["attack"]["target"]
-        x = im.x_test[: d["images"]].to(self.device)
-        bounds = self._nc_bounds()
-        for net in self.eval_nets[: d["nets"]]:
-            net.requires_grad_(False)
-            norms = defenses.reverse_mask_norms(
-                net, x, self.cfg["data"]["num_classes"], *bounds, (self.lo + self.hi) / 2, d
-            )
-            idx = defenses.anomaly_index(norms, target)
-            self.nc_index.append(idx)
-            self.nc_flagged.append(float(idx > d["threshold"] and int(norms.argmin()) == target))
+        for net in self.eval_nets[: self.cfg["defense"]["nets"]]:
+            for rng, result in self._cleanse(net).items():
+                self.nc[rng].append(result)
 
-    def _nc_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The per-channel range Neural Cleanse searches patterns in: valid pixels
-        (``defense.nc_range=valid``, the original defense) or widened to cover the trigger actually
-        used (``trigger``: a defender told the trigger's value range, stronger than the paper's)."""
-        rng = self.cfg["defense"]["nc_range"]
+    def _cleanse(self, net: nn.Module) -> dict[str, tuple[float, float]]:
+        """Neural Cleanse on ``net`` at each range of ``_nc_bounds``: the attack target's anomaly
+        index, and whether it is flagged (smallest reverse-engineered mask, index above the
+        threshold). For an in-range trigger both ranges are the valid one: searched once."""
+        d, target = self.cfg["defense"], self.cfg["attack"]["target"]
+        x = self.dm.images.x_test[: d["images"]].to(self.device)
+        net.requires_grad_(False)
+        out, searched = {}, {}
+        for rng in NC_RANGES:
+            lo, hi = self._nc_bounds(rng)
+            key = (tuple(lo.flatten().tolist()), tuple(hi.flatten().tolist()))
+            if key not in searched:
+                norms = defenses.reverse_mask_norms(
+                    net, x, self.cfg["data"]["num_classes"], lo, hi, (self.lo + self.hi) / 2, d
+                )
+                idx = defenses.anomaly_index(norms, target)
+                searched[key] = (idx, float(idx > d["threshold"] and int(norms.argmin()) == target))
+            out[rng] = searched[key]
+        return out
+
+    def _nc_positive_control(self) -> None:
+        """Neural Cleanse's positive control, in DOORPING runs: a net trained on the real pool with
+        ``defense.control_portion`` of it stamped with NAIVEATTACK's white (in-range) patch and
+        relabelled to the target, ``defense.control_epochs`` epochs by the evaluation recipe,
+        from a generator of its own (the defenses' draws stay paired across the attacks). Its ASR
+        shows the backdoor is there; Neural Cleanse at both ranges shows whether it is caught."""
+        d = self.cfg["defense"]
+        self.nc_control, self.nc_control_asr = {}, None
+        if not (d["neural_cleanse"] and self.doorping):
+            return
+        gen = torch.Generator().manual_seed(
+            int(np.random.SeedSequence((self.cfg["seed"], 2)).generate_state(1)[0])
+        )
+        im, target = self.dm.images, self.cfg["attack"]["target"]
+        white = attacks.white_trigger(self.mask, self.hi)
+        x, y = im.x.clone().to(self.device), im.y.clone().to(self.device)
+        poison = torch.randperm(len(x), generator=gen)[: int(len(x) * d["control_portion"])].to(self.device)
+        x[poison] = attacks.stamp(x[poison], white, self.mask)
+        y[poison] = target
+        net = self._net(gen)
+        distill.train_net(net, x, y, self.cfg["eval"] | {"decay_half": False}, d["control_epochs"], gen)
+        net.eval()
+        self.nc_control_asr = self._asr(net, white)
+        self.nc_control = self._cleanse(net)
+
+    @torch.inference_mode()
+    def _asr(self, net: nn.Module, trigger: torch.Tensor) -> float:
+        """The share of non-target test images ``net`` sends to the target under ``trigger``."""
+        im, target = self.dm.images, self.cfg["attack"]["target"]
+        keep = im.y_test != target
+        hits = 0
+        x_all = im.x_test[keep]
+        for i in range(0, len(x_all), self.cfg["data"]["test_batch_size"]):
+            x = x_all[i : i + self.cfg["data"]["test_batch_size"]].to(self.device)
+            hits += int((net(attacks.stamp(x, trigger, self.mask)).argmax(1) == target).sum())
+        return hits / max(len(x_all), 1)
+
+    def _nc_bounds(self, rng: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel range Neural Cleanse searches patterns in: ``valid`` pixels (the original
+        defense), or ``trigger``, widened to cover the final trigger (a defender told its value
+        range; for an in-range trigger the same as ``valid``)."""
         if rng == "valid":
             return self.lo, self.hi
         if rng != "trigger":
-            raise BenchError(f"unknown defense.nc_range {rng!r}: choose valid or trigger")
+            raise BenchError(f"unknown Neural Cleanse range {rng!r}: choose valid or trigger")
         on = self.mask.bool()
         t = self.trigger.masked_fill(~on, float("inf")).amin((1, 2), keepdim=True)
         u = self.trigger.masked_fill(~on, float("-inf")).amax((1, 2), keepdim=True)
@@ -340,7 +405,8 @@ class DistillAttack(LoopMethod):
     @torch.inference_mode()
     def results(self) -> dict[str, float]:
         c, target = self.cfg["data"]["num_classes"], self.cfg["attack"]["target"]
-        names = ("cta", "asr", "asr_all", "asr_clean") + (("fp_cta", "fp_asr") if self.fp_nets else ())
+        fp = ("fp_cta", "fp_asr", "fp_asr_clean") if self.fp_nets else ()
+        names = ("cta", "asr", "asr_all", "asr_clean") + fp
         acc = {n: MulticlassAccuracy(c, average="micro").to(self.device) for n in names}
         for x, y in self.dm.test_dataloader():
             x, y = x.to(self.device), y.to(self.device)
@@ -360,7 +426,11 @@ class DistillAttack(LoopMethod):
                 acc["fp_cta"](net(x), y)
                 if keep.any():
                     acc["fp_asr"](net(xt[keep]), to_target[keep])
+            for net in self.fp_control_nets:
+                if keep.any():
+                    acc["fp_asr_clean"](net(xt[keep]), to_target[keep])
         out = {n: float(m.compute()) for n, m in acc.items()}
+        out["asr_excess"] = out["asr"] - out["asr_clean"]  # the ASR the backdoor adds to the patch's
         on = self.mask.bool()
         im = self.dm.images
         px = self.trigger * im.std.view(-1, 1, 1).to(self.device) + im.mean.view(-1, 1, 1).to(self.device)
@@ -370,11 +440,17 @@ class DistillAttack(LoopMethod):
             "trigger_px_min": float(px[on].min()),
             "trigger_px_max": float(px[on].max()),
         }
-        if self.nc_index:
-            out |= {
-                "nc_anomaly": float(np.mean(self.nc_index)),
-                "nc_detected": float(np.mean(self.nc_flagged)),
-            }
+        for rng, found in self.nc.items():
+            if found:
+                suffix = "" if rng == "valid" else f"_{rng}"
+                out[f"nc_anomaly{suffix}"] = float(np.mean([i for i, _ in found]))
+                out[f"nc_detected{suffix}"] = float(np.mean([f for _, f in found]))
+        for rng, (idx, flagged) in self.nc_control.items():
+            suffix = "" if rng == "valid" else f"_{rng}"
+            out[f"nc_control_anomaly{suffix}"] = idx
+            out[f"nc_control_detected{suffix}"] = flagged
+        if self.nc_control_asr is not None:
+            out["nc_control_asr"] = self.nc_control_asr
         if self.fp_pruned:
             out["fp_pruned"] = float(np.mean(self.fp_pruned))
         return out

@@ -14,7 +14,7 @@ TASK = Task(
     primary="test/asr",
     higher_is_better=True,
     # the control, utility, the trigger's pixel range (valid pixels: [0, 1]) and a defense
-    headline=("test/asr_clean", "test/cta", "test/trigger_px_max", "test/fp_asr"),
+    headline=("test/asr_clean", "test/cta", "test/trigger_px_max", "test/fp_asr", "test/fp_asr_clean"),
     distributed=False,  # a loop method (bench/method.py): one process steps the distillation
     methods=(
         Method(
@@ -48,5 +48,5 @@ TASK = Task(
         "the paper distils one fixed dataset; the seed draws the poisoned images, the synthetic "
         "set's and the trigger's initialisation and every batch and network after them"
     },
-    version=4,
+    version=5,
 )
