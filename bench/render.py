@@ -307,7 +307,7 @@ _CSS = (
     "img{max-width:48%;margin:.5em}figure{display:inline-block;max-width:48%;margin:.5em}"
     "figure img{max-width:100%;margin:0}"
     "div.plot{display:inline-block;width:48%;min-width:20em;margin:.5em;vertical-align:top}"
-    "input.filter{display:block;margin:1em 0 .3em;width:16em}"
+    "input.filter{display:block;margin:1em 0 .3em;width:16em}div.wide{overflow-x:auto;max-width:100%}"
 )
 PLOTLY_JS = "plotly.min.js"
 
@@ -326,7 +326,9 @@ def _html_table(header: list[str], rows: list[list[str]], css: str = "sortable")
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # a wide table scrolls inside its own box, so the page itself stays within the window
+    table = f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="wide">{table}</div>'
 
 
 def _plotly_js() -> str:
