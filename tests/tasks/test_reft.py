@@ -4,6 +4,7 @@ resuming from the checkpointed state; and bad inputs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,11 @@ from bench.tasks.reft.scenes import tfa_kshot
 def coco_root(tmp_path: Path) -> Path:
     """COCO 2014 with TFA's splits in TFA's layout, two novel classes (one name with a space)."""
     return write_coco(tmp_path)
+
+
+def _budget(cfg: dict) -> dict:
+    """The run's method's fine-tuning lr and steps (the preset's ``methods.<name>``)."""
+    return cfg["methods"][cfg["method"]]
 
 
 def _real_cfg(root: Path) -> list[str]:
@@ -72,25 +78,21 @@ def test_bad_inputs(coco_root: Path, tmp_path: Path) -> None:
     cfg = resolve("reft", ["preset=smoke"])
     cfg["finetune"]["shots"]["fsiss"] = [5]
     with pytest.raises(BenchError, match="unknown protocols"):
-        FewShotMethod(cfg)
+        FewShotMethod(cfg, **_budget(cfg))
     cfg = resolve("reft", ["preset=smoke"])
     cfg["finetune"]["freeze"]["gfsiss"] = ["backbone"]
     with pytest.raises(BenchError, match="finetune.freeze has unknown protocols"):
-        FewShotMethod(cfg)
+        FewShotMethod(cfg, **_budget(cfg))
+    none = [f"finetune.shots.{p}=[]" for p in ("fsis", "gfsis", "ifsis")]
+    cfg = resolve("reft", ["preset=smoke", *none])
     with pytest.raises(BenchError, match="no K for any protocol"):
-        FewShotMethod(
-            resolve(
-                "reft",
-                [
-                    "preset=smoke",
-                    "finetune.shots.fsis=[]",
-                    "finetune.shots.gfsis=[]",
-                    "finetune.shots.ifsis=[]",
-                ],
-            )
-        )
+        FewShotMethod(cfg, **_budget(cfg))
+    cfg = resolve("reft", ["preset=smoke", "figure.phase=gfsis_k3"])
     with pytest.raises(BenchError, match="figure.phase"):
-        FewShotMethod(resolve("reft", ["preset=smoke", "figure.phase=gfsis_k3"]))
+        FewShotMethod(cfg, **_budget(cfg))
+    cfg = resolve("reft", ["preset=smoke", "methods.mask2former_ft.steps=0"])
+    with pytest.raises(BenchError, match="steps must be positive"):
+        FewShotMethod(cfg, **_budget(cfg))
 
 
 def test_tfa_sampling_keeps_exactly_k_instances_of_one_class() -> None:
@@ -278,7 +280,7 @@ def test_support_and_query_images_are_disjoint(coco_root: Path, monkeypatch) -> 
 
     monkeypatch.setattr(base, "fetch", fetch)
     model = FewShotMask2Former(cfg["model"], dm.num_classes, REFS)
-    f = cfg["finetune"]
+    f = cfg["finetune"] | cfg["methods"]["reft"]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=f["lr"])
     for _ in range(3):
@@ -303,7 +305,7 @@ def test_reference_weights_move_in_finetuning(coco_root: Path) -> None:
     for ref in (model.feature_ref, model.instance_ref):  # as after base training
         torch.nn.init.normal_(ref.attn.out_proj.weight, std=0.05)
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    f = cfg["finetune"]
+    f = cfg["finetune"] | cfg["methods"]["reft"]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=f["lr"], weight_decay=f["weight_decay"])
     kshot, gen = dm.kshot(10, 0, novel_only=True), torch.Generator().manual_seed(0)
@@ -328,7 +330,7 @@ def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(
     cfg, dm = _fixture_dm(coco_root)
 
     def fresh() -> FewShotMethod:  # the first builds the base stage: on a random state of its own
-        run = FewShotMethod(cfg, refs=("feature", "instance"), distill=True)
+        run = FewShotMethod(cfg, refs=("feature", "instance"), distill=True, **_budget(cfg))
         run.out_dir = tmp_path
         run.setup(dm)
         return run
@@ -339,7 +341,7 @@ def test_a_run_resumed_from_its_state_ends_as_an_uninterrupted_run(
         pass
     torch.manual_seed(0)
     first = fresh()
-    steps = cfg["finetune"]["steps"]
+    steps = cfg["methods"][cfg["method"]]["steps"]
     for _ in range(2 * steps + 1):  # fsis and gfsis done, one step into ifsis
         assert not first.step()
     assert first.phase["name"] == "ifsis_k10" and first.phase["teacher"] is not None
@@ -361,7 +363,9 @@ def test_methods_with_and_without_references_fine_tune_on_the_same_batches(
 ) -> None:
     """Plain fine-tuning and RefT on one seed load the same query images at every step of every
     phase, flips included: the support passes (and the test references filled after a phase)
-    draw from the supports' own streams, so the runs' paired difference is the method's."""
+    draw from the supports' own streams, so the runs' paired difference is the method's. The
+    iFSIS distillation control, which runs iFSIS alone, loads RefT's iFSIS query images and
+    starts from RefT's fresh classifier rows."""
     import bench.tasks.reft.method as method
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
@@ -369,7 +373,7 @@ def test_methods_with_and_without_references_fine_tune_on_the_same_batches(
     real = method.episode
 
     def queries(**kwargs) -> list[torch.Tensor]:
-        seen = []
+        seen, rows = [], []
 
         def episode(*args, **kw):
             out = real(*args, **kw)
@@ -378,16 +382,24 @@ def test_methods_with_and_without_references_fine_tune_on_the_same_batches(
 
         monkeypatch.setattr(method, "episode", episode)
         torch.manual_seed(0)
-        run = method.FewShotMethod(cfg, **kwargs)
+        run = method.FewShotMethod(cfg, **kwargs, **_budget(cfg))
         run.out_dir = tmp_path
         run.setup(dm)
-        while not run.step():
-            pass
-        return seen
+        while True:
+            if run.phase is None:
+                run._start(*run.todo[len(run.states) - 1])
+                rows.append(run.model.head.cls_embed.weight.detach().clone())
+            if run.step():
+                return seen, rows
 
-    plain, reft = queries(), queries(refs=("feature", "instance"), distill=True)
-    assert len(plain) == len(reft) == 3 * cfg["finetune"]["steps"]
+    (plain, plain_rows), (reft, reft_rows) = queries(), queries(refs=("feature", "instance"), distill=True)
+    assert len(plain) == len(reft) == 3 * cfg["methods"]["mask2former_ft"]["steps"]
     assert all(torch.equal(a, b) for a, b in zip(plain, reft, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(plain_rows, reft_rows, strict=True))
+    control, control_rows = queries(distill=True, protocols=("ifsis",))
+    assert len(control) == cfg["methods"]["mask2former_ft"]["steps"]
+    assert all(torch.equal(a, b) for a, b in zip(control, reft[-len(control) :], strict=True))
+    assert torch.equal(control_rows[0], reft_rows[-1])
 
 
 def test_base_distillation_vanishes_only_at_the_teacher() -> None:
@@ -401,3 +413,60 @@ def test_base_distillation_vanishes_only_at_the_teacher() -> None:
     assert same == pytest.approx(float(masks_term), rel=1e-4)  # KL part is zero
     other = (list(torch.randn(1, 2, 4, 6)), list(masks))
     assert base_distillation(other, teacher, num_base=3) > same
+
+
+def test_the_frozen_backbone_keeps_its_bn_statistics_in_reft_fine_tuning(
+    coco_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """RefT's fine-tuning steps run support passes (``encode_support`` puts the model in eval
+    mode and back): the frozen backbone's BatchNorm stays in eval mode, so its running statistics
+    after a phase are the base model's, as plain fine-tuning leaves them."""
+    from bench.tasks.reft.method import FewShotMethod
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg, dm = _fixture_dm(coco_root)
+    for refs in ((), ("feature", "instance")):
+        run = FewShotMethod(cfg, refs=refs, distill=True, **_budget(cfg))
+        run.out_dir = tmp_path
+        run.setup(dm)
+        while "fsis_k10" not in run.states:
+            run.step()
+            bns = [m for m in run.model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+            assert bns and not any(m.training for m in bns)
+        stats = [k for k in run.base_state if k.startswith("backbone.") and "running_" in k]
+        assert stats and all(torch.equal(run.states["fsis_k10"][k], run.base_state[k]) for k in stats)
+
+
+def test_the_teacher_uses_references_only_when_asked(coco_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """RefT's iFSIS teacher is plain Mask2Former, or (``finetune.teacher_refs``) the base model
+    with RefT's references over the stored base references."""
+    from bench.tasks.reft.method import FewShotMethod
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg, dm = _fixture_dm(coco_root)
+    for flag in (False, True):
+        cfg["finetune"]["teacher_refs"] = flag
+        both = ("feature", "instance")
+        run = FewShotMethod(cfg, refs=both, distill=True, protocols=("ifsis",), **_budget(cfg))
+        run.out_dir = tmp_path
+        run.setup(dm)
+        run.step()
+        teacher = run.phase["teacher"]
+        assert teacher.refs == (("feature", "instance") if flag else ())
+        assert bool(teacher.filled.any()) == flag
+
+
+def test_the_heldout_split_is_training_images_in_no_kshot_file(coco_root: Path) -> None:
+    """``data.eval_split=heldout`` evaluates on training images that no K-shot file holds, with
+    every class annotated; the test images are not among them."""
+    test = FewShotCocoDataModule(resolve("reft", _real_cfg(coco_root)))
+    held = FewShotCocoDataModule(resolve("reft", [*_real_cfg(coco_root), "data.eval_split=heldout"]))
+    test.setup()
+    held.setup()
+    ids = {im["id"] for im in held.test.images}
+    shots = {im["id"] for p in (True, False) for im in held.kshot(10, 0, novel_only=p).images}
+    train = json.loads((coco_root / "cocosplit/datasplit/trainvalno5k.json").read_text())
+    train = {im["id"] for im in train["images"]}
+    assert ids and ids <= train - shots and not ids & {im["id"] for im in test.test.images}
+    labels = {int(x) for i in range(len(held.test)) for x in held.test[i]["labels"]}
+    assert labels & {2, 3} and labels & {0, 1}

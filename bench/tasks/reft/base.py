@@ -124,7 +124,9 @@ def train_steps(
     model, ds, steps: int, o: dict, gen: torch.Generator, state: Path | None = None, every_s: float = 600.0
 ) -> float:
     """``steps`` AdamW steps of Mask2Former's loss on batches drawn from ``ds``: linear warm-up
-    over ``o["warmup"]`` steps, then linear decay to zero; Mask2Former's grad-norm clipping. Each
+    over ``o["warmup"]`` steps, then linear decay to zero (or, with ``o["milestones"]``, mmdet's
+    step decay), the backbone's lr times ``o["backbone_lr_mult"]``; Mask2Former's grad-norm
+    clipping. Each
     reference is dropped on a share ``o["ref_drop"]`` of the steps (independently), so the base
     model learns to work with both, either and neither. Returns images per second.
 
@@ -133,12 +135,19 @@ def train_steps(
     seconds and, when the file exists, training continues from it: a killed paper-scale base stage
     (368,750 steps) resumes where it stopped and ends as an uninterrupted one."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
-    warm = o["warmup"]
+    backbone = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
+    groups = [{"params": backbone, "lr": o["lr"] * o["backbone_lr_mult"]}, {"params": rest}]
+    groups = [g for g in groups if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=o["lr"], weight_decay=o["weight_decay"])
+    warm, milestones = o["warmup"], o["milestones"]
     episodes = Episodes(ds)
 
     def factor(s: int) -> float:
-        return min(1.0, (s + 1) / warm if warm else 1.0) * (1 - s / steps)
+        """Warm-up, then mmdet's step decay (x0.1 at each milestone) or, without milestones, a
+        linear decay to zero."""
+        decay = 0.1 ** sum(s >= m for m in milestones) if milestones else 1 - s / steps
+        return min(1.0, (s + 1) / warm if warm else 1.0) * decay
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     start = 0
@@ -198,15 +207,17 @@ def per_class_subset(ds: Instances, per_class: int, num_classes: int) -> Instanc
             for c in labels:
                 counts[c] += 1
     sub = Instances.__new__(Instances)
-    sub.__dict__ |= ds.__dict__ | {"images": chosen, "flip": False}
+    sub.__dict__ |= ds.__dict__ | {"images": chosen, "flip": False, "lsj": None}
     return sub
 
 
 def base_stage(cfg: dict, dm) -> Path:
     """The cached base model (``model.pt``) and base references (``bank.pt``)."""
     d = cfg["data"]
-    data_key = {k: d[k] for k in SYNTHETIC_KEYS} if d["source"] == "synthetic" else {"root": str(d["root"])}
-    data_key |= {"novel": d["novel"], "size": d["size"]}
+    # the scenes' keys less the K-shot files' (base training reads none): more seeds, same base
+    scenes = [k for k in SYNTHETIC_KEYS if k not in ("kshot_seeds", "shots_written")]
+    data_key = {k: d[k] for k in scenes} if d["source"] == "synthetic" else {"root": str(d["root"])}
+    data_key |= {"novel": d["novel"], "size": d["size"], "lsj": d["lsj"]}
     sub = {"data": data_key, "model": cfg["model"], "base": cfg["base"]}
 
     def build(folder: Path) -> None:

@@ -57,6 +57,7 @@ class Instances(Dataset):
             if a["category_id"] in index:
                 self.anns.setdefault(a["image_id"], []).append(a)
         self.folder, self.index, self.size, self.flip = folder, index, d["size"], flip
+        self.lsj = d["lsj"] if flip else None  # training sets only, as the flip
         self.mean = torch.tensor(d["mean"]).view(3, 1, 1)
         self.std = torch.tensor(d["std"]).view(3, 1, 1)
 
@@ -73,15 +74,23 @@ class Instances(Dataset):
         im = self.images[i]
         h, w, s = im["height"], im["width"], self.size
         scale = s / max(h, w)
+        y0 = x0 = 0
+        if self.lsj:  # mmdet's large-scale jittering: RandomResize(ratio_range), then RandomCrop
+            lo, hi = self.lsj
+            scale *= lo + (hi - lo) * float(torch.rand(()))
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        if self.lsj:
+            y0, x0 = (int(torch.randint(n - s + 1, ())) if n > s else 0 for n in (nh, nw))
+        ch, cw = min(nh - y0, s), min(nw - x0, s)
         pil = Image.open(self._path(im["file_name"])).convert("RGB").resize((nw, nh), Image.BILINEAR)
+        pixels = torch.from_numpy(np.asarray(pil, np.float32) / 255).permute(2, 0, 1)
         image = torch.zeros(3, s, s)
-        image[:, :nh, :nw] = torch.from_numpy(np.asarray(pil, np.float32) / 255).permute(2, 0, 1)
+        image[:, :ch, :cw] = pixels[:, y0 : y0 + ch, x0 : x0 + cw]
         anns = self.anns.get(im["id"], [])
         masks = torch.zeros(len(anns), s, s, dtype=torch.bool)
         for j, a in enumerate(anns):
             m = Image.fromarray(ann_mask(a["segmentation"], h, w)).resize((nw, nh), Image.NEAREST)
-            masks[j, :nh, :nw] = torch.from_numpy(np.array(m))
+            masks[j, :ch, :cw] = torch.from_numpy(np.array(m))[y0 : y0 + ch, x0 : x0 + cw]
         if self.flip and torch.rand(()) < 0.5:
             image, masks = image.flip(-1), masks.flip(-1)
         keep = masks.flatten(1).any(1)
@@ -134,8 +143,21 @@ class FewShotCocoDataModule(L.LightningDataModule):
         self.base_index = {cid: self.index[cid] for cid in base}
         self.base_train = Instances(train, self.folder, self.base_index, d, flip=True)
         self.base_train.images = [im for im in train["images"] if im["id"] in self.base_train.anns]
+        if d["eval_split"] == "heldout":
+            test = self._heldout(train)
+        elif d["eval_split"] != "test":
+            raise BenchError(f"data.eval_split must be test or heldout, got {d['eval_split']!r}")
         test["images"] = sorted(test["images"], key=lambda im: im["id"])[: d["test_limit"]]
         self.test = Instances(test, self.folder, self.index, d, flip=False)
+
+    def _heldout(self, train: dict) -> dict:
+        """The training images in no K-shot file (of any seed and K), every class annotated: the
+        split the fine-tuning lr and steps are chosen on, so that the test images choose nothing.
+        Base training saw these images, with base annotations only."""
+        shots: set[int] = set()
+        for path in sorted(self.folder.glob("cocosplit/**/full_box_*shot_*_trainval.json")):
+            shots |= {im["id"] for im in json.loads(path.read_text())["images"]}
+        return train | {"images": [im for im in train["images"] if im["id"] not in shots]}
 
     def _json(self, rel: str) -> dict:
         path = self.folder / rel

@@ -26,6 +26,7 @@ from bench.tasks.reft.model import REFS, FewShotMask2Former
 
 PROTOCOLS = ("fsis", "gfsis", "ifsis")
 SUPPORT_STREAM = 2**32  # the supports' generator seed: the query stream's plus this
+GLOBAL_STREAM = 2**33  # the global random state's seed at a phase's start: the query stream's plus this
 
 
 def base_distillation(student: tuple, teacher: tuple, num_base: int) -> torch.Tensor:
@@ -58,7 +59,7 @@ def finetune_step(
     loss = sum(model.loss(images, targets, out).values())
     if teacher is not None:
         with torch.no_grad():
-            t_out = teacher(images, refs=())
+            t_out = teacher(images)
         loss = loss + f["distill_weight"] * base_distillation(out, t_out, num_base)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -90,19 +91,24 @@ class FewShotMethod(LoopMethod):
         refs: tuple[str, ...] = (),
         distill: bool = False,
         protocols: tuple[str, ...] = PROTOCOLS,
+        *,
+        lr: float,
+        steps: int,
     ) -> None:
         super().__init__(cfg)
         self.refs, self.distill = tuple(refs), distill
-        f = cfg["finetune"]
+        # fine-tuning settings: the shared ones, with the method's own lr and steps (the preset's
+        # ``methods.<name>``)
+        f = self.f = cfg["finetune"] | {"lr": lr, "steps": steps}
         for key in ("shots", "freeze"):
             if unknown := set(f[key]) - set(PROTOCOLS):
                 raise BenchError(f"finetune.{key} has unknown protocols {sorted(unknown)}: use {PROTOCOLS}")
-        every = [(p, k) for p in PROTOCOLS for k in f["shots"].get(p) or []]
+        every = self.every = [(p, k) for p in PROTOCOLS for k in f["shots"].get(p) or []]
         self.todo = [(p, k) for p, k in every if p in protocols]
         if not self.todo:
             raise BenchError("finetune.shots lists no K for any protocol this method runs")
         if any(k < 1 for _, k in every) or f["steps"] < 1:
-            raise BenchError("finetune.shots and finetune.steps must be positive")
+            raise BenchError("finetune.shots and the method's steps must be positive")
         phases = {f"{p}_k{k}" for p, k in every}
         if cfg["figure"]["phase"] not in {"base"} | phases:
             raise BenchError(f"figure.phase={cfg['figure']['phase']!r} is not one of this run's phases")
@@ -134,7 +140,15 @@ class FewShotMethod(LoopMethod):
 
     # --- one fine-tuning phase ---------------------------------------------------------------
     def _start(self, protocol: str, k: int) -> None:
-        f, dm, model = self.cfg["finetune"], self.dm, self.model
+        f, dm, model = self.f, self.dm, self.model
+        # The phase's streams, numbered by its place among every protocol's phases (a control
+        # running iFSIS alone numbers it as RefT does): the query batches' generator, the
+        # supports' own (base.episode), and the global random state (the fresh classifier rows,
+        # the flips, the loss's point samples), reseeded here. Every method of a seed starts a
+        # phase from the same rows and fine-tunes on the same query batches, with references or
+        # without.
+        stream = self.cfg["seed"] * 1000 + 1 + self.every.index((protocol, k))
+        torch.manual_seed(stream + GLOBAL_STREAM)
         model.load_state_dict(self.base_state)
         # TFA's randinit: the novel classes' classifier rows start afresh.
         cls = model.head.cls_embed
@@ -148,17 +162,19 @@ class FewShotMethod(LoopMethod):
             raise BenchError(f"the {k}-shot set of seed {self.cfg['seed']} is empty")
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=f["lr"], weight_decay=f["weight_decay"])
-        teacher = None
+        extra = teacher = None
+        if protocol == "ifsis":
+            extra = tuple(self.base_bank[key].to(self.device) for key in ("centres", "squeries", "count"))
         if protocol == "ifsis" and self.distill:
             teacher = copy.deepcopy(model).eval().requires_grad_(False)
-        # The query batches' stream, and the supports' own (base.episode): every method of a seed
-        # fine-tunes on the same query batches, with references or without.
-        stream = self.cfg["seed"] * 1000 + len(self.states)
+            # finetune.teacher_refs: the frozen base model teaches with the method's references
+            # over the stored base references; otherwise it is plain Mask2Former
+            if f["teacher_refs"]:
+                teacher.set_bank(model.bank_from(*extra))
+            else:
+                teacher.refs = ()
         gen = torch.Generator().manual_seed(stream)
         support_gen = torch.Generator().manual_seed(stream + SUPPORT_STREAM)
-        extra = None
-        if protocol == "ifsis":
-            extra = tuple(self.base_bank[k].to(self.device) for k in ("centres", "squeries", "count"))
         self.phase = dict(name=f"{protocol}_k{k}", protocol=protocol, data=data, opt=opt, params=params)
         self.phase |= dict(teacher=teacher, gen=gen, support_gen=support_gen, step=0, frozen=frozen)
         self.phase |= dict(extra=extra, episodes=Episodes(data), start=self._snapshot())
@@ -187,7 +203,7 @@ class FewShotMethod(LoopMethod):
         runs); True once the last phase has finished."""
         if self.phase is None:
             self._start(*self.todo[len(self.states) - 1])
-        f, ph = self.cfg["finetune"], self.phase
+        f, ph = self.f, self.phase
         t0 = time.perf_counter()
         self._train_mode()
         loss = finetune_step(

@@ -73,7 +73,7 @@ def head_config(m: dict, in_channels: list[int], num_classes: int) -> dict:
             layer_cfg=dict(
                 self_attn_cfg=attn,
                 cross_attn_cfg=attn,
-                ffn_cfg=dict(embed_dims=c, feedforward_channels=m["ffn"], num_fcs=2, ffn_drop=0.0),
+                ffn_cfg=dict(embed_dims=c, feedforward_channels=m["decoder_ffn"], num_fcs=2, ffn_drop=0.0),
             ),
             init_cfg=None,
         ),
@@ -145,15 +145,19 @@ class FewShotMask2Former(nn.Module):
     def __init__(self, m: dict, num_classes: int, refs: tuple[str, ...] = ()) -> None:
         super().__init__()
         b = m["base_channels"]
-        # norm_eval=False: mmdet's default (True) puts every BN in eval mode on each train() call,
-        # which for a backbone trained from scratch would freeze it at its initial statistics.
+        # From ImageNet weights (model.pretrained: a torchvision ResNet checkpoint's path), as
+        # mmdet's Mask2Former: BN frozen (norm_eval=True, no gradient). From scratch: BN trains
+        # (norm_eval=True would keep a fresh backbone at its initial statistics).
+        pretrained = m["pretrained"]
         self.backbone = ResNet(
             depth=m["depth"],
             base_channels=b,
-            norm_cfg=dict(type="BN", requires_grad=True),
-            norm_eval=False,
-            init_cfg=None,
+            norm_cfg=dict(type="BN", requires_grad=pretrained is None),
+            norm_eval=pretrained is not None,
+            init_cfg=None if pretrained is None else dict(type="Pretrained", checkpoint=str(pretrained)),
         )
+        if pretrained is not None:
+            self.backbone.init_weights()
         expansion = 1 if m["depth"] < 50 else 4
         in_channels = [b * expansion * 2**i for i in range(4)]
         self.head = Mask2FormerHead(**ConfigDict(head_config(m, in_channels, num_classes)))
@@ -243,11 +247,13 @@ class FewShotMask2Former(nn.Module):
     @torch.no_grad()
     def encode_support(self, images: Tensor, targets: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
         """Per-class sums of mask-pooled features and of matched object queries, and counts; the
-        support pass is the plain model (no references) in eval mode, as after base training."""
-        was = self.training
+        support pass is the plain model (no references) in eval mode, as after base training;
+        every submodule's mode is put back as it was (a frozen backbone stays in eval mode)."""
+        modes = [(m, m.training) for m in self.modules()]
         self.eval()
         all_cls, all_mask, queries, feats = self(images, refs=())
-        self.train(was)
+        for m, mode in modes:
+            m.training = mode
         k, c = self.num_classes, feats.shape[1]
         centres, squeries, count = feats.new_zeros(k, c), feats.new_zeros(k, c), feats.new_zeros(k)
         meta = {"img_shape": images.shape[-2:]}

@@ -21,7 +21,7 @@ WARMUP, STEPS = 3, 20
 def images_per_s(refs: tuple[str, ...], cfg: dict, dm, warmup: int = WARMUP, steps: int = STEPS) -> float:
     torch.manual_seed(0)
     model = FewShotMask2Former(cfg["model"], dm.num_classes, refs)
-    f = cfg["finetune"]
+    f = cfg["finetune"] | cfg["methods"][cfg["method"]]
     data = dm.kshot(10, 0, novel_only=True)
     for name, p in model.named_parameters():
         p.requires_grad = not name.startswith(tuple(f["freeze"]["fsis"]))

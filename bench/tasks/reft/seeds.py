@@ -25,7 +25,7 @@ def draws(cfg: dict, method: str) -> dict[str, str]:
         [im["id"] for im in datamodule.test.images],
     )
     module._start(*module.todo[0])
-    ph, f = module.phase, cfg["finetune"]
+    ph, f = module.phase, module.f
     init = digest(module.model.state_dict())
     steps = min(f["steps"], ORDER_BATCHES)
     gen = torch.Generator().manual_seed(0)

@@ -53,8 +53,14 @@ TASK = Task(
             "fsis_k10_nap_segm": 18.4,
             "fsis_k30_nap_segm": 22.5,
         },
+        "mask2former_ft": {
+            "fsis_k5_nap_segm": 12.7,
+            "fsis_k10_nap_segm": 16.7,
+            "fsis_k30_nap_segm": 20.8,
+        },
     },
     reported_note="COCO, TFA splits (20 VOC classes novel), ResNet-50 Mask2Former: FSIS novel "
-    "segm AP at 5/10/30 shots from the paper (paper preset only; +8.2/+9.4 over iFS-RCNN at 10/30)",
+    "segm AP at 5/10/30 shots, RefT and the paper's Mask2Former+ft-full baseline (the authors' "
+    "repository, fig/fsis_res.png; paper preset only; RefT +8.2/+9.4 over iFS-RCNN at 10/30)",
     figures=("predictions.png",),
 )
