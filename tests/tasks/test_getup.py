@@ -2,8 +2,11 @@
 episode length and gate as official, fallen starts (prone and supine, at rest, low head), strength
 scaling, the curriculum's rules (decrease, floor, stall undo-and-freeze below full strength only),
 the time warp, stage 3 as official (residual PD targets, standing phase, early termination,
-terminals in the replay), the PD servos, success and strategy counting, the 3-D humanoid of the
-paper preset on the real asset, and bad configs."""
+terminals in the replay, its own discount, its training returns logged), the PD servos in control
+units, the official action duration, action bound and temperature loss, the heading-free 3-D
+observation, from scratch trained at the strength the seed's curriculum reached, success and
+strategy counting, the 3-D humanoid of the paper preset on the real asset, presets that set only
+keys the code reads, and bad configs."""
 
 from __future__ import annotations
 
@@ -16,12 +19,13 @@ import torch
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.getup import fallen
+from bench.tasks.getup import method as getup_method
 from bench.tasks.getup.curriculum import Curriculum
 from bench.tasks.getup.data import GetUpData
 from bench.tasks.getup.env import GetUpEnv, tolerance
 from bench.tasks.getup.evaluate import stood, strategies
 from bench.tasks.getup.method import GetUpMethod
-from bench.tasks.getup.model import Replay
+from bench.tasks.getup.model import Actor, Agent, Replay
 from bench.tasks.getup.tracking import Reference, Tracking, evaluate_tracking
 
 pytest.importorskip("mujoco")
@@ -306,3 +310,130 @@ def test_bad_configs_raise_one_clear_error(bench_run, over: list[str], match: st
 
     with pytest.raises(BenchError, match=match):
         execute("getup", ["preset=smoke", "method=staged", *over], force=True)
+
+
+@pytest.mark.parametrize("preset", ["cpu", "paper"])
+def test_an_action_lasts_the_official_0p025_s(preset: str) -> None:
+    env = GetUpEnv(data(preset))
+    assert env.dt == pytest.approx(0.025)  # dm_control's control step, as the official code
+
+
+def test_the_policy_bounds_the_action_by_the_strength_with_its_density() -> None:
+    """The official actor's tanh x power, and the log-density of the scaled action."""
+    torch.manual_seed(0)
+    bounded, free = Actor(4, 3, [8], (-5.0, 2.0), True), Actor(4, 3, [8], (-5.0, 2.0), False)
+    free.load_state_dict(bounded.state_dict())
+    obs = torch.randn(64, 4)
+    obs[:, -1] = 0.5
+    a, logp = bounded(obs, torch.Generator().manual_seed(1))
+    a1, logp1 = free(obs, torch.Generator().manual_seed(1))
+    assert a.abs().max() <= 0.5 and torch.allclose(a, 0.5 * a1)
+    assert torch.allclose(logp, logp1 - 3 * np.log(0.5))
+    env = GetUpEnv(data())
+    pool = fallen.build_pool(data(), 1, 0)
+    env.reset(pool["qpos"][0], pool["qvel"][0], 0.5)
+    assert np.abs(env.random_action(np.random.default_rng(0))).max() <= 0.5  # the official warm-up
+
+
+def test_the_temperature_loss_is_the_official_one_on_alpha() -> None:
+    """SAC.py: alpha_loss = (alpha * (-log_pi - target_entropy).detach()).mean(), alpha = exp(log
+    alpha): its gradient in log alpha is alpha x the entropy gap (a loss on log alpha: the gap)."""
+    agent = Agent(4, 3, {"hidden": [8], "log_std": [-5.0, 2.0], "init_alpha": 0.1}, True)
+    logp = torch.tensor([1.0, -2.0, 0.5])
+    agent.temperature_loss(logp).backward()
+    gap = float((-logp - agent.target_entropy).mean())
+    assert float(agent.log_alpha.grad) == pytest.approx(0.1 * gap)
+
+
+def test_stage3_uses_its_own_discount_and_logs_its_training_episodes(monkeypatch) -> None:
+    cfg = resolve("getup", ["preset=smoke", "method=staged", "tracking.gamma=0.5"])
+    gammas = []
+    original = GetUpMethod.sac_update
+
+    def spy(self, agent, replay, opts, gamma):
+        gammas.append((agent is self.agent, gamma))
+        return original(self, agent, replay, opts, gamma)
+
+    monkeypatch.setattr(GetUpMethod, "sac_update", spy)
+    out = finish(started(cfg))
+    assert {g for main, g in gammas if main} == {cfg["optim"]["gamma"]}
+    assert {g for main, g in gammas if not main} == {0.5}
+    assert out["track_episodes"] >= 1 and out["track_length_first"] >= 1
+    assert {"track_return_first", "track_return_last", "track_length_last"} <= out.keys()
+
+
+def test_from_scratch_trains_at_the_strength_the_seeds_curriculum_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """weak_from_scratch reads the seed's curriculum end from the staged run (or reaches it first
+    when no staged run has): the same strength, the same result either way, and a fresh agent."""
+    over = ["preset=smoke", "curriculum.decay=0.8"]
+    staged_cfg = resolve("getup", [*over, "method=staged", "methods.staged.phases=[strong,curriculum]"])
+    staged = finish(started(staged_cfg))
+    scratch = started(resolve("getup", [*over, "method=weak_from_scratch"]))
+    assert scratch.phase == 2 and scratch.t == 0  # straight to the scratch phase, from nothing
+    assert scratch.updates == 0 and len(scratch.replay) == 0 and "stage1_success" not in scratch.info
+    assert scratch.cur.strength == staged["strength"] < 1.0
+    read = finish(scratch)
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "empty"))
+    alone = finish(started(resolve("getup", [*over, "method=weak_from_scratch"])))
+    assert alone == read and read["strength"] == staged["strength"]
+
+
+def test_pd_gains_are_in_control_units_of_each_motors_range() -> None:
+    """The official PD: kp 1 control unit per rad, a unit the motor's full control (dm_control: gear x
+    1); gymnasium's humanoid has a control range of 0.4, so a unit is 0.4 x gear of torque."""
+    d = data("paper")
+    env = GetUpEnv(d, "pd")
+    base = GetUpEnv(d)
+    gear, ctrl = base.model.actuator_gear[:, 0], base.ctrl_max
+    assert np.allclose(ctrl, 0.4)
+    assert np.allclose(env.model.actuator_gainprm[:, 0], d["pd"]["kp"] * gear * ctrl)
+    assert np.allclose(env.model.actuator_biasprm[:, 2], -d["pd"]["kd"] * gear * ctrl)
+    assert np.allclose(env.force_max, gear * ctrl)
+
+
+def test_the_3d_observation_is_free_of_the_heading() -> None:
+    """dm_control's humanoid observes the torso's vertical and the extremities in its frame, not the
+    root quaternion: turning the character about the vertical leaves the observation alone."""
+    d = data("paper")
+    env = GetUpEnv(d)
+    pool = fallen.build_pool(d, 1, 0)
+    q, v = pool["qpos"][0].copy(), np.zeros(env.model.nv)
+    obs = env.reset(q, v, 1.0)
+    turn = fallen.axis_quat(2, 1.0)
+    q[3:7] = fallen.quat_mul(turn, q[3:7])
+    q[:2] += 3.0
+    turned = env.reset(q, v, 1.0)
+    assert np.allclose(obs, turned, atol=1e-5)
+    assert len(env.extremities()) == 12
+
+
+def _leaves(tree: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in tree.items():
+        path = f"{prefix}{k}"
+        out |= _leaves(v, f"{path}.") if isinstance(v, dict) else {path}
+    return out
+
+
+TASK_SECTIONS = ("data", "model", "optim", "strength_std", "steps", "curriculum", "tracking", "eval")
+
+
+@pytest.mark.parametrize("preset", ["smoke", "paper"])
+def test_a_preset_sets_only_keys_the_code_reads(preset: str) -> None:
+    """Every task key a preset file sets exists in the cpu preset, and every cpu key is read by the
+    task's code (a subscript of its name): a key nothing reads (``tracking.pool_size``) fails."""
+    import yaml
+
+    from bench.registry import configs
+
+    folder = configs("getup")
+    cpu = yaml.safe_load((folder / "cpu.yaml").read_text())
+    own = yaml.safe_load((folder / f"{preset}.yaml").read_text())
+    section = {k: v for k, v in own.items() if k in TASK_SECTIONS}
+    known = _leaves({k: v for k, v in cpu.items() if k in TASK_SECTIONS})
+    assert _leaves(section) <= known, sorted(_leaves(section) - known)
+    code = "".join(p.read_text() for p in Path(getup_method.__file__).parent.glob("*.py"))
+    unread = sorted(k for k in known if f'["{k.split(".")[-1]}"]' not in code)
+    assert not unread, unread

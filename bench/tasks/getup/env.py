@@ -2,11 +2,13 @@
 
 Two characters: ``humanoid`` (gymnasium's 3-D ``humanoid.xml``, the paper preset) and ``walker``
 (gymnasium's planar ``walker2d_v5.xml``, the cpu preset). Episodes start from fallen states
-(``fallen.py``). Actions are ``tanh`` outputs in [-1, 1]; in ``torque`` mode the control is
-``action * strength * ctrl_max`` (the paper's strength scaling); in ``pd`` mode (stage 3) the
-action is the target joint angles (rad), tracked by MuJoCo PD servos whose force is capped at
-``strength * ctrl_max``, as the official ``substep`` (kp 1 and kd 0.1 in control units, so x the
-gear). Strength is part of the observation.
+(``fallen.py``). An action lasts ``frame_skip`` physics steps of ``timestep`` (0.025 s, dm_control's
+control step, as the official code). In ``torque`` mode the action is the fraction of each motor's
+full control, bounded by the strength (the official actor's ``tanh x power``; anything outside is
+clipped): control ``action * ctrl_max``. In ``pd`` mode (stage 3) the action is the target joint
+angles (rad), tracked by MuJoCo PD servos as the official ``substep``: kp 1 and kd 0.1 in control
+units (a unit is the motor's full control, ``gear x ctrl_max`` of torque), capped at ``strength``
+units. The strength is the observation's last entry.
 
 Reward (the official code's ``_reward``, dm_control's ``tolerance`` written out): the product of
 standing (head height >= ``stand_height``, long-tail, 0.2 at a margin of stand_height/4), upright
@@ -35,6 +37,7 @@ class Character:
     head: tuple[float, float, float]
     feet: tuple[str, str]
     hips: tuple[str, str]  # the hip flexion joints whose speeds stage 3's reward tracks
+    ends: tuple[str, ...] = ()  # the hand and foot geoms of a 3-D character's observation
 
 
 CHARACTERS = {
@@ -53,6 +56,7 @@ CHARACTERS = {
         (0.0, 0.0, 0.19),
         ("right_foot", "left_foot"),
         hips=("right_hip_y", "left_hip_y"),
+        ends=("left_hand", "left_foot", "right_hand", "right_foot"),
     ),
 }
 
@@ -105,12 +109,14 @@ class GetUpEnv:
         self.d, self.mode = d, mode
         self.model = mj.MjModel.from_xml_path(asset_path(c.xml))
         self.data = mj.MjData(self.model)
+        self.model.opt.timestep = d["timestep"]
         self.frame_skip = d["frame_skip"]
         self.dt = self.model.opt.timestep * self.frame_skip
         m = self.model
         self.torso = mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, c.torso)
         self.feet = [mj.mj_name2id(m, mj.mjtObj.mjOBJ_BODY, f) for f in c.feet]
         self.hips = m.jnt_dofadr[[mj.mj_name2id(m, mj.mjtObj.mjOBJ_JOINT, j) for j in c.hips]]
+        self.ends = [mj.mj_name2id(m, mj.mjtObj.mjOBJ_GEOM, g) for g in c.ends]
         self.root_q = 3 if c.planar else 7  # generalized coordinates of the root
         self.root_v = 3 if c.planar else 6
         jnt = m.actuator_trnid[:, 0]
@@ -120,10 +126,11 @@ class GetUpEnv:
         self.lo, self.hi = m.jnt_range[jnt, 0].copy(), m.jnt_range[jnt, 1].copy()
         self.act_dim = m.nu
         if mode == "pd":
-            # PD servos at every physics step, torque = gear (kp (target - q) - kd qdot) capped at
-            # the motor's strength-scaled maximum; gear moved into the gains so ctrl is an angle.
-            self.gear, pd = m.actuator_gear[:, 0].copy(), d["pd"]
-            self.force_max = self.gear * self.ctrl_max
+            # PD servos at every physics step in control units, torque = gear ctrl_max (kp (target
+            # - q) - kd qdot) capped at the strength-scaled maximum; the gear moved into the gains so
+            # ctrl is an angle.
+            self.gear, pd = m.actuator_gear[:, 0] * self.ctrl_max, d["pd"]
+            self.force_max = self.gear.copy()
             m.actuator_gear[:, 0] = 1.0
             m.actuator_gaintype[:] = mj.mjtGain.mjGAIN_FIXED
             m.actuator_biastype[:] = mj.mjtBias.mjBIAS_AFFINE
@@ -171,10 +178,19 @@ class GetUpEnv:
         """Facing the floor: the torso's forward (x) axis points down."""
         return bool(self.data.xmat[self.torso][6] < 0)
 
+    def extremities(self) -> np.ndarray:
+        """Hands and feet relative to the torso, in the torso's frame (dm_control's extremities)."""
+        frame = self.data.xmat[self.torso].reshape(3, 3)
+        return ((self.data.geom_xpos[self.ends] - self.data.xpos[self.torso]) @ frame).ravel()
+
     def observe(self) -> np.ndarray:
         q, v = self.data.qpos, self.data.qvel
-        # Planar: drop x, the pitch as cos/sin; 3-D: drop x, y.
-        root = [q[1:2], np.cos(q[2:3]), np.sin(q[2:3])] if self.char.planar else [q[2:7]]
+        # Planar: drop x, the pitch as cos/sin. 3-D: the root's height, the world's vertical in the
+        # torso's frame and the extremities, free of the heading (dm_control's humanoid).
+        if self.char.planar:
+            root = [q[1:2], np.cos(q[2:3]), np.sin(q[2:3])]
+        else:
+            root = [q[2:3], self.orientation(), self.extremities()]
         joints = q[self.root_q :]
         return np.concatenate(
             [*root, joints, np.clip(v, -10, 10) / 10, [self.head_height(), self.upright(), self.strength]]
@@ -190,9 +206,9 @@ class GetUpEnv:
         return self.observe()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float]:
-        """torque mode: ``action`` in [-1, 1]; pd mode: target joint angles (rad)."""
+        """torque mode: ``action`` in [-strength, strength]; pd mode: target joint angles (rad)."""
         if self.mode == "torque":
-            self.data.ctrl[:] = np.clip(action, -1.0, 1.0) * self.strength * self.ctrl_max
+            self.data.ctrl[:] = np.clip(action, -self.strength, self.strength) * self.ctrl_max
         else:
             self.data.ctrl[:] = action
         self.mj.mj_step(self.model, self.data, nstep=self.frame_skip)
@@ -227,4 +243,6 @@ class GetUpEnv:
         return float(upright * standing * still * close)
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(-1, 1, self.act_dim).astype(np.float32)
+        """The official warm-up action: uniform in [-1, 1], clipped to the strength."""
+        a = rng.uniform(-1, 1, self.act_dim)
+        return np.clip(a, -self.strength, self.strength).astype(np.float32)

@@ -5,9 +5,12 @@ random draw of training comes from the method's own seeded generators, so a chec
 method is the whole state of the run.
 
 Phases (``methods.<name>.phases``): ``strong`` (stage 1 at full strength; a shared stage cached per
-seed, so ``staged`` reuses ``strong_only``'s policy and buffer), ``curriculum`` (stage 2),
-``track`` (stage 3, a second SAC agent on residual PD targets at full strength) and ``weak``
-(the whole stage-1+2 budget at the curriculum's floor strength, from scratch).
+seed, so ``staged`` reuses ``strong_only``'s policy and buffer), ``curriculum`` (stage 2; the
+strength it reaches is a shared stage too), ``track`` (stage 3, a second SAC agent on residual PD
+targets at full strength) and ``scratch`` (a fresh agent, seeded as stage 1's, trained for the
+whole stage-1+2 budget at the strength the phases before it reached: after ``strong`` and
+``curriculum``, the seed's curriculum end, read from the cache when the seed's ``staged`` run built
+it, else reached here first).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from bench.tasks.getup.evaluate import evaluate
 from bench.tasks.getup.model import Agent, Replay
 from bench.tasks.getup.tracking import Tracking, collect, evaluate_tracking
 
-PHASES = ("strong", "curriculum", "track", "weak")
-STAGE1_VERSION = 3  # in the stage-1 artifact's address: raised when what a config's stage 1 holds changes
+PHASES = ("strong", "curriculum", "track", "scratch")
+STAGE1_VERSION = 4  # in the stage-1 artifact's address: raised when what a config's stage 1 holds changes
+REACHED_VERSION = 1
 
 
 class GetUpMethod(LoopMethod):
@@ -51,36 +55,49 @@ class GetUpMethod(LoopMethod):
 
     # --- building -------------------------------------------------------------------------
     def setup(self, datamodule) -> None:
-        """``build``, then continue from the cached stage 1 of this config and seed, if any."""
+        """``build``, then go straight to the ``scratch`` phase from the seed's cached curriculum end,
+        or else continue from the cached stage 1 of this config and seed, if any."""
         self.build(datamodule)
+        if self.phases[:3] == ["strong", "curriculum", "scratch"] and self.load_reached():
+            return
         if self.phases[0] == "strong":
             self.load_stage1()
 
     def build(self, datamodule) -> None:
         """The agents, buffers, optimizers and seeded generators of a run from its start."""
-        o = self.cfg["optim"]
         self.env: GetUpEnv = datamodule.env
         self.train_pool, self.test_pool = datamodule.train_pool, datamodule.test_pool
-        self.agent = Agent(self.env.obs_dim, self.env.act_dim, self.cfg["model"]).to(self.device)
-        self.replay = Replay(self.env.obs_dim, self.env.act_dim, o["buffer"]).to(self.device)
-        self.opts = self.optimizers(self.agent)
+        self.fresh_agent(1.0)
         if "track" in self.phases:
+            o = self.cfg["optim"]
             self.pd_env = GetUpEnv(self.cfg["data"], "pd")
             t_dim = self.tracking([]).obs_dim
             with torch.random.fork_rng():  # stage 1 (a shared artifact) must not depend on this
                 torch.manual_seed(self.cfg["seed"] + 1)
-                self.track_agent = Agent(t_dim, self.env.act_dim, self.cfg["model"]).to(self.device)
+                self.track_agent = Agent(t_dim, self.env.act_dim, self.cfg["model"], False).to(self.device)
             self.track_replay = Replay(t_dim, self.env.act_dim, o["buffer"]).to(self.device)
             self.track_opts = self.optimizers(self.track_agent)
-        self.rng = np.random.default_rng(self.cfg["seed"])
-        self.gen = torch.Generator().manual_seed(self.cfg["seed"])
-        c = self.cfg["curriculum"]
-        start = c["floor"] if self.phases[0] == "weak" else 1.0
-        self.cur = Curriculum(
-            start, c["floor"], c["threshold"], c["decay"], c["stall_min"], c["stall_max"], c["stall_factor"]
-        )
-        self.phase, self.t_phase, self.t, self.updates, self.obs = 0, 0, 0, 0, None
+            self.track_log: list[tuple[float, int]] = []  # (return, length) of each training episode
+        self.phase, self.t_phase, self.obs = 0, 0, None
         self.t_track = 0
+
+    def fresh_agent(self, strength: float) -> None:
+        """A new agent, buffer, optimizers and generators, seeded by the run's seed alone (so a
+        from-scratch agent starts as stage 1's did), and a curriculum at ``strength``: floor
+        ``curriculum.floor`` below full strength, else fixed there."""
+        o, c, seed = self.cfg["optim"], self.cfg["curriculum"], self.cfg["seed"]
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.agent = Agent(self.env.obs_dim, self.env.act_dim, self.cfg["model"], True).to(self.device)
+        self.replay = Replay(self.env.obs_dim, self.env.act_dim, o["buffer"]).to(self.device)
+        self.opts = self.optimizers(self.agent)
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        floor = c["floor"] if strength == 1.0 else strength
+        self.cur = Curriculum(
+            strength, floor, c["threshold"], c["decay"], c["stall_min"], c["stall_max"], c["stall_factor"]
+        )
+        self.t, self.updates = 0, 0
 
     def optimizers(self, agent: Agent) -> list[torch.optim.Optimizer]:
         """Adam for the actor, the critic and the temperature, in that order."""
@@ -100,7 +117,7 @@ class GetUpMethod(LoopMethod):
             "strong": s["stage1"],
             "curriculum": s["stage2"],
             "track": s["stage3"],
-            "weak": s["stage1"] + s["stage2"],
+            "scratch": s["stage1"] + s["stage2"],
         }[phase]
 
     # --- stage 1 as a shared artifact ------------------------------------------------------
@@ -146,16 +163,61 @@ class GetUpMethod(LoopMethod):
         )
         self.info["stage1_success"] = success
 
+    # --- the strength stage 2 reaches, as a shared artifact ----------------------------------
+    def reached_config(self) -> dict:
+        keys = ("curriculum", "eval", "strength_std")
+        return self.stage1_config() | {k: self.cfg[k] for k in keys} | {"stage2": self.cfg["steps"]["stage2"]}
+
+    def save_reached(self) -> None:
+        """The curriculum's end (strength and gate log) for this config and seed; a run that finds
+        it already there (another run of the seed built it) takes the saved one."""
+        h = self.cur.history
+        state = {
+            "strength": self.cur.strength,
+            "gates": len(h),
+            "gates_passed": sum(g > self.cur.threshold for _, g, _ in h),
+            "stalled": self.cur.stalled,
+        }
+        folder = cached(
+            "getup",
+            "reached",
+            self.reached_config(),
+            lambda f: (f / "reached.json").write_text(json.dumps(state)),
+            REACHED_VERSION,
+        )
+        self.reached = json.loads((folder / "reached.json").read_text())
+        self.cur.strength = self.reached["strength"]
+
+    def load_reached(self) -> bool:
+        """Go straight to the ``scratch`` phase when the seed's curriculum end is cached."""
+        folder = find("getup", "reached", self.reached_config(), REACHED_VERSION)
+        if folder is None:
+            return False
+        self.reached = json.loads((folder / "reached.json").read_text())
+        self.phase, self.t_phase, self.obs = self.phases.index("scratch"), 0, None
+        self.start_scratch()
+        return True
+
+    def start_scratch(self) -> None:
+        """The ``scratch`` phase's fresh agent, at the curriculum's end if there was one; what the
+        phases before it measured is not this agent's."""
+        self.fresh_agent(self.reached["strength"] if "curriculum" in self.phases else 1.0)
+        self.info.clear()
+
     # --- training --------------------------------------------------------------------------
     def next_phase(self) -> None:
         done = self.phases[self.phase]
         self.phase, self.t_phase, self.obs = self.phase + 1, 0, None
         if done == "curriculum":
             self.cur.active = False
-        if self.phase < len(self.phases) and self.phases[self.phase] == "curriculum":
+            self.save_reached()
+        following = self.phases[self.phase] if self.phase < len(self.phases) else None
+        if following == "curriculum":
             self.cur.start = self.t
-        if self.phase < len(self.phases) and self.phases[self.phase] == "track":
+        if following == "track":
             self.start_tracking()
+        if following == "scratch":
+            self.start_scratch()
 
     def step(self) -> bool:
         """``optim.tick`` environment steps of the current phase (fewer at its end); done after
@@ -190,7 +252,7 @@ class GetUpMethod(LoopMethod):
         self.replay.add(self.obs, a, r, nxt)
         self.obs, self.ep_t, self.t = nxt, self.ep_t + 1, self.t + 1
         if len(self.replay) >= o["start_steps"] and self.t % o["update_every"] == 0:
-            self.sac_update(self.agent, self.replay, self.opts)
+            self.sac_update(self.agent, self.replay, self.opts, o["gamma"])
         if phase == "curriculum" and self.cur.active and self.t % c["interval"] == 0:
             gate = {k: v[: c["test_states"]] for k, v in self.train_pool.items()}
             res = evaluate(
@@ -203,16 +265,18 @@ class GetUpMethod(LoopMethod):
     def height(self) -> float:
         return self.cfg["data"]["stand_height"]
 
-    def sac_update(self, agent: Agent, replay: Replay, opts: list[torch.optim.Optimizer]) -> None:
+    def sac_update(
+        self, agent: Agent, replay: Replay, opts: list[torch.optim.Optimizer], gamma: float
+    ) -> None:
         """One SAC update: twin-Q critic to the soft target (none past a terminal), actor,
-        temperature, Polyak target."""
+        temperature (the official loss on alpha itself, not its log), Polyak target."""
         o = self.cfg["optim"]
         obs, act, rew, nxt, terminal = replay.sample(o["batch_size"], self.gen)
         opt_actor, opt_critic, opt_alpha = opts
         alpha = agent.log_alpha.exp().detach()
         with torch.no_grad():
             a2, logp2 = agent.actor(nxt, self.gen)
-            y = rew + o["gamma"] * (1 - terminal) * (torch.min(*agent.target(nxt, a2)) - alpha * logp2)
+            y = rew + gamma * (1 - terminal) * (torch.min(*agent.target(nxt, a2)) - alpha * logp2)
         q1, q2 = agent.critic(obs, act)
         opt_critic.zero_grad()
         (F.mse_loss(q1, y) + F.mse_loss(q2, y)).backward()
@@ -222,7 +286,7 @@ class GetUpMethod(LoopMethod):
         (alpha * logp - torch.min(*agent.critic(obs, a))).mean().backward()
         opt_actor.step()
         opt_alpha.zero_grad()
-        (-(agent.log_alpha * (logp.detach() + agent.target_entropy)).mean()).backward()
+        agent.temperature_loss(logp).backward()
         opt_alpha.step()
         with torch.no_grad():
             torch._foreach_lerp_(list(agent.target.parameters()), list(agent.critic.parameters()), o["tau"])
@@ -246,15 +310,31 @@ class GetUpMethod(LoopMethod):
         o = self.cfg["optim"]
         if self.obs is None or self.done:
             self.obs, self.done = self.track.reset(self.rng), False
+            self.track_log.append((0.0, 0))
         if len(self.track_replay) < o["start_steps"]:
-            a = self.env.random_action(self.rng)
+            a = self.pd_env.random_action(self.rng)
         else:
             a = self.track_agent.act(self.obs, self.gen)
         nxt, r, terminal, self.done = self.track.step(a)
+        ret, length = self.track_log[-1]
+        self.track_log[-1] = (ret + r, length + 1)
         self.track_replay.add(self.obs, a, r, nxt, terminal)
         self.obs, self.t_track = nxt, self.t_track + 1
         if len(self.track_replay) >= o["start_steps"] and self.t_track % o["update_every"] == 0:
-            self.sac_update(self.track_agent, self.track_replay, self.track_opts)
+            gamma = self.cfg["tracking"]["gamma"]
+            self.sac_update(self.track_agent, self.track_replay, self.track_opts, gamma)
+
+    def track_training(self) -> dict[str, float]:
+        """Stage 3's training episodes, first and last tenth: mean return and length (steps)."""
+        done = self.track_log if getattr(self, "done", False) else self.track_log[:-1]
+        if not done:
+            return {}
+        k = max(1, len(done) // 10)
+        out = {"track_episodes": float(len(done))}
+        for name, part in (("first", done[:k]), ("last", done[-k:])):
+            out[f"track_return_{name}"] = float(np.mean([r for r, _ in part]))
+            out[f"track_length_{name}"] = float(np.mean([n for _, n in part]))
+        return out
 
     # --- testing ---------------------------------------------------------------------------
     @staticmethod
@@ -266,25 +346,20 @@ class GetUpMethod(LoopMethod):
         return evaluate(self.env, policy, self.test_pool, strength, self.cfg["eval"], self.height)
 
     def eval_strength(self) -> float:
-        """The strength the method ends at: reached by the curriculum, the floor, or full."""
-        if "curriculum" in self.phases:
-            return self.cur.strength
-        return self.cfg["curriculum"]["floor"] if "weak" in self.phases else 1.0
+        """The strength the method ends at: the curriculum's end (``staged``, and ``scratch``
+        after a curriculum, which trains there), else full."""
+        return self.reached["strength"] if "curriculum" in self.phases else 1.0
 
     def results(self) -> dict[str, float]:
-        floor, strength = self.cfg["curriculum"]["floor"], self.eval_strength()
-        res = self.evaluate(strength)
-        values = dict(res, strength=strength)
-        values["success_weak"] = res["success"] if strength == floor else self.evaluate(floor)["success"]
+        strength = self.eval_strength()
+        values = dict(self.evaluate(strength), strength=strength)
         rng = np.random.default_rng(self.cfg["seed"] + 1)
         values["random_success"] = self.evaluate(1.0, lambda obs: self.env.random_action(rng))["success"]
         values.update(self.info)
         if "curriculum" in self.phases:
-            h = self.cur.history
-            passed = sum(g > self.cur.threshold for _, g, _ in h)
-            values.update(gates=float(len(h)), gates_passed=float(passed), stalled=float(self.cur.stalled))
+            values.update({k: float(self.reached[k]) for k in ("gates", "gates_passed", "stalled")})
         if "track" in self.phases:
-            values.update(self.test_tracking())
+            values.update(self.track_training(), **self.test_tracking())
         if self.cfg["render"]["enabled"]:
             render.save_rollout(self, strength)
         return values

@@ -19,14 +19,18 @@ def mlp(inp: int, out: int, hidden: list[int]) -> nn.Sequential:
 
 
 class Actor(nn.Module):
-    """tanh(N(mu, sigma)): actions in [-1, 1] (the env scales them by the strength). The noise is
-    drawn from the caller's CPU generator, so a run's draws are the same on any device; no
-    generator: the mean action."""
+    """tanh(N(mu, sigma)), times the strength (the observation's last entry) when ``bounded``: the
+    official actor's ``tanh x power``, with the log-density of the scaled action (- |A| log power).
+    The noise is drawn from the caller's CPU generator, so a run's draws are the same on any device;
+    no generator: the mean action."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], log_std: tuple[float, float]) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: list[int], log_std: tuple[float, float], bounded: bool
+    ) -> None:
         super().__init__()
         self.net = mlp(obs_dim, 2 * act_dim, hidden)
         self.lo, self.hi = log_std
+        self.bounded = bounded
 
     def forward(
         self, obs: torch.Tensor, gen: torch.Generator | None = None
@@ -38,6 +42,9 @@ class Actor(nn.Module):
         a = torch.tanh(u)
         logp = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         logp = logp - (2 * (math.log(2) - u - nn.functional.softplus(-2 * u))).sum(-1)  # tanh Jacobian
+        if self.bounded:
+            power = obs[..., -1:]
+            a, logp = a * power, logp - a.shape[-1] * power.squeeze(-1).log()
         return a, logp
 
 
@@ -54,15 +61,21 @@ class Critic(nn.Module):
 
 
 class Agent(nn.Module):
-    """SAC's learnable parts; ``target`` is the Polyak-averaged critic copy."""
+    """SAC's learnable parts; ``target`` is the Polyak-averaged critic copy. ``bounded``: the
+    actor scales its action by the observed strength (stages 1 and 2; stage 3 runs at full)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, m: dict) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, m: dict, bounded: bool) -> None:
         super().__init__()
-        self.actor = Actor(obs_dim, act_dim, m["hidden"], tuple(m["log_std"]))
+        self.actor = Actor(obs_dim, act_dim, m["hidden"], tuple(m["log_std"]), bounded)
         self.critic = Critic(obs_dim, act_dim, m["hidden"])
         self.target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(m["init_alpha"])))
         self.target_entropy = -float(act_dim)
+
+    def temperature_loss(self, logp: torch.Tensor) -> torch.Tensor:
+        """The official loss (SAC.py): alpha itself times the entropy gap, so log alpha moves by
+        alpha x the gap per unit lr."""
+        return (self.log_alpha.exp() * (-logp - self.target_entropy).detach()).mean()
 
     @torch.no_grad()
     def act(self, obs, gen: torch.Generator | None = None):
