@@ -26,6 +26,8 @@ from bench.tasks.drumlm.metrics import (
 )
 
 ROCK = "x-x-x-x-x-x-x-x-"  # hi-hat eighths
+CYMBALS = [notation.NAMES.index(n) for n in ("crash", "ride", "hi-hat")]
+DRUMS = [notation.NAMES.index(n) for n in ("snare", "kick", "tom")]
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +56,8 @@ def midi_file(
 def test_text_format_is_the_papers() -> None:
     prompt, completion = notation.to_example(rock(4))
     lines = prompt.split("\n")
-    assert lines[0] == "o-o-o-" and lines[1] == "------" and lines[4] == "--oo--"
+    # columns: crash ride snare kick hi-hat tom
+    assert lines[0] == "o--oo-" and lines[1] == "------" and lines[4] == "--o-o-"
     assert prompt.endswith("SEP\n") and prompt.count("SEP") == 2 and len(lines) == 2 * 17 + 1
     assert completion.endswith("------\nEND") and completion.count("SEP") == 1  # no SEP before END
     assert all(notation.is_valid(x) for x in notation.completion_lines(completion))
@@ -79,25 +82,111 @@ def test_reader_snaps_merges_and_drops(tmp_path: Path) -> None:
         (3 * s + 12, 43),  # floor tom exactly half a 16th late -> the later step (4)
         (5 * s, 44),  # pedal hi-hat: not one of the six voices, dropped
         (6 * s, 36),
+        (7 * s, 22),  # hi-hat edge -> hi-hat
+        (8 * s, 26),  # open hi-hat edge -> hi-hat
+        (9 * s, 55),  # crash edge -> crash
+        (10 * s, 52),  # crash 2 edge -> crash
+        (11 * s, 58),  # tom 3 rim -> tom
     ]
     grid = notation.read_midi(midi_file(tmp_path / "a.mid", notes, end=16 * s))
     assert grid.shape == (16, 6)
     hits = {(int(a), int(b)) for a, b in zip(*np.nonzero(grid), strict=True)}
-    assert hits == {(0, 0), (1, 2), (2, 3), (4, 5), (6, 4)}
+    names = ("crash", "snare", "kick", "hi-hat", "tom")
+    crash, snare, kick, hihat, tom = (notation.NAMES.index(n) for n in names)
+    assert hits == {(0, crash), (1, hihat), (2, snare), (4, tom), (6, kick), (7, hihat), (8, hihat)} | {
+        (9, crash),
+        (10, crash),
+        (11, tom),
+    }
 
 
-def test_reader_rejects_other_meters_and_garbage(tmp_path: Path) -> None:
-    with pytest.raises(BenchError, match="3/4"):
-        notation.read_midi(midi_file(tmp_path / "w.mid", [(0, 36)], sig=(3, 4)))
+def test_reader_keeps_any_quarter_meter_and_rejects_others_and_garbage(tmp_path: Path) -> None:
+    grid, beats = notation.read_midi_meter(midi_file(tmp_path / "w.mid", [(0, 36)], sig=(3, 4), end=96 * 3))
+    assert beats == 3 and grid.shape == (12, 6)
+    with pytest.raises(BenchError, match="6/8"):
+        notation.read_midi(midi_file(tmp_path / "e.mid", [(0, 36)], sig=(6, 8)))
     (tmp_path / "bad.mid").write_bytes(b"not midi")
     with pytest.raises(BenchError, match="not a readable MIDI"):
         notation.read_midi(tmp_path / "bad.mid")
 
 
-def test_trim_strips_leading_empty_quarters_and_drops_short() -> None:
-    grid = np.concatenate([np.zeros((8, 6), dtype=bool), rock(2)])
-    assert (notation.trim(grid, 2) == rock(2)).all()
-    assert notation.trim(rock(2), 3) is None
+def test_trim_is_the_official_window_strip_and_length_rule() -> None:
+    """A window of ``bars`` bars of the meter padded with rests; a whole 16-line bar dropped while
+    the first quarter is empty (a hit later in that bar goes with it); kept when more than
+    ``min_bars`` bars remain."""
+    late = rock(3)
+    late[:16] = False
+    late[6, 0] = True  # bar 1: a hit after an empty first quarter
+    assert (notation.trim(late, 3, 1) == rock(3)[16:]).all()
+    assert notation.trim(late, 3, 2) is None
+    short = notation.trim(rock(2), 3, 2)  # 2 bars of hits, padded to the 3-bar window
+    assert short.shape == (48, 6) and (short[:32] == rock(2)).all() and not short[32:].any()
+    assert notation.trim(rock(5), 3, 2).shape == (48, 6)
+    assert notation.trim(rock(4), 3, 2, beats=3).shape == (36, 6)  # 3 bars of 3/4: 36 16ths
+
+
+def official_text(path: Path) -> list[str]:
+    """zharry29/drums-with-llm's midi_to_text.py, the encoding part, transcribed: 16 bars of the
+    file's meter, each note-on in its 16th window, the articulations merged into the primary
+    notes, the columns in note_to_drum's key order."""
+    note_to_drum = [49, 55, 57, 52, 51, 59, 53, 38, 40, 37, 36, 42, 22, 46, 26, 44, 48, 50, 45, 47, 43, 58]
+    note_to_drum += [54, 56, 39]
+    merge = {38: (40, 37), 51: (53, 59), 49: (57, 55, 52), 42: (46, 22, 26), 50: (48, 47, 45, 43, 58)}
+    primary = [49, 51, 42, 38, 36, 50]
+    mid = mido.MidiFile(path, clip=True)
+    sig = [0, 0]
+    for m in mid.tracks[0]:
+        if m.type == "time_signature":
+            sig = [m.numerator, m.denominator]
+    max_16ths = 16 * sig[0] * 4
+    tpb = mid.ticks_per_beat
+    q, e = tpb // 4, tpb // 8
+    ranges = [range(0, e)] + [range(q - e + k * q, q + e + k * q) for k in range(max_16ths - 1)]
+    seq = {k: ["-"] * max_16ths for k in note_to_drum}
+    tick = 0
+    for m in mid.tracks[0]:
+        tick += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            step = next((i for i, r in enumerate(ranges) if tick in r), -1)
+            if step == -1:
+                break
+            seq[m.note][step] = "o"
+    for key, others in merge.items():
+        for i in range(max_16ths):
+            if any(seq[o][i] == "o" for o in others):
+                seq[key][i] = "o"
+    notes = [k for k in note_to_drum if k in primary]
+    return ["".join(seq[n][i] for n in notes) for i in range(max_16ths)]
+
+
+def test_encoder_matches_the_official_on_gmd_like_files(tmp_path: Path) -> None:
+    """Type-0 files like the Groove MIDI Dataset's (meta and notes in one track, 480 ticks a
+    beat): every GMD note, onsets jittered up to half a 16th, 4/4 and 3/4, shorter and longer than
+    the window; the encoder's 16-bar window equals the official text line for line."""
+    rng = np.random.default_rng(0)
+    gmd_notes = [36, 37, 38, 40, 42, 22, 44, 46, 26, 43, 58, 47, 45, 50, 48, 49, 55, 57, 52, 51, 59, 53]
+    for i, (beats, bars) in enumerate([(4, 6), (4, 20), (3, 9), (4, 17)]):
+        tpb, steps = 480, bars * beats * 4
+        onsets = sorted(
+            [(0, 36)]  # a kick on the first 16th: nothing stripped, the window is the whole text
+            + [
+                (max(0, s * 120 + int(rng.integers(-60, 60))), int(rng.choice(gmd_notes)))
+                for s in range(steps)
+                for _ in range(int(rng.integers(0, 3)))
+            ]
+        )
+        track = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=beats, denominator=4, time=0)])
+        last = 0
+        for t, note in onsets:
+            track.append(mido.Message("note_on", channel=9, note=note, velocity=80, time=t - last))
+            track.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=0))
+            last = t
+        mid = mido.MidiFile(type=0, ticks_per_beat=tpb)
+        mid.tracks.append(track)
+        mid.save(tmp_path / f"{i}.mid")
+        grid, read_beats = notation.read_midi_meter(tmp_path / f"{i}.mid")
+        window = notation.trim(grid, 16, 0, read_beats)
+        assert notation.grid_lines(window) == official_text(tmp_path / f"{i}.mid"), (beats, bars)
 
 
 def test_generator_is_deterministic_with_fills_and_crashes(tmp_path: Path) -> None:
@@ -117,14 +206,14 @@ def test_generator_is_deterministic_with_fills_and_crashes(tmp_path: Path) -> No
     assert names == grooves.write_dataset(tmp_path / "b", cfg)
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-        bars = notation.trim(notation.read_midi(tmp_path / "a" / name), 8).reshape(8, 16, 6)
+        bars = notation.trim(notation.read_midi(tmp_path / "a" / name), 8, 7).reshape(8, 16, 6)
         template = grooves.template(name.split("_")[1])
         assert bars[[0, 4], 0, 0].all() and not bars[[1, 2, 3, 5, 6, 7], 0, 0].any()  # crashes
         for b in (1, 2, 5, 6):
             assert (bars[b] == template).all()
         for b in (3, 7):  # fills: template up to step 8, no cymbal time-keeping in the last 4 steps
             assert (bars[b, :8] == template[:8]).all()
-            assert not bars[b, 12:, :3].any() and bars[b, 12:, 3:].any()
+            assert not bars[b, 12:][:, CYMBALS].any() and bars[b, 12:][:, DRUMS].any()
 
 
 def test_stability_and_two_means() -> None:
@@ -214,6 +303,51 @@ def test_density_reference_keeps_the_prompt_and_matches_training_rates() -> None
     assert prompt == g[0] and completion == g[1]
 
 
+def test_prompt_references_read_the_prompt_at_rates_fitted_on_training() -> None:
+    """Training grooves that repeat their bar 2 exactly: no flips, and the prompt's rates need
+    (almost) no shrink; with flips at a known rate the measured rate finds it. The prompt-density
+    reference with shrink 0 on a 0/1-rate prompt writes the prompt's bar again; repeat_mutate with
+    flip rate 0 is repeat."""
+    from bench.tasks.drumlm.data import Groove
+    from bench.tasks.drumlm.method import Reference, fit_shrink, flip_rate
+
+    plain = rock(6)
+    plain[0] = False  # no opening crash: every bar the same
+    same = [plain, np.roll(plain, 1, axis=0)] * 2  # two grooves: the training rates are 0.5
+    assert flip_rate(same) == 0.0
+    rates = np.mean(same, 0)
+    assert fit_shrink(same, rates) == pytest.approx(0.01)
+    rng = np.random.default_rng(0)
+    noisy = [x ^ np.concatenate([np.zeros((32, 6), bool), rng.random((64, 6)) < 0.1]) for x in same * 20]
+    assert flip_rate(noisy) == pytest.approx(0.1, abs=0.01)
+    assert fit_shrink(noisy, np.mean(noisy, 0)) > 0.05
+    cfg = resolve("drumlm", ["preset=smoke", "method=prompt_density"])
+    g = Groove("0_rock_100", *notation.to_example(rock(4)))
+    for kind in ("prompt_density", "repeat_mutate", "repeat"):
+        ref = Reference(cfg, kind)
+        ref.rates, ref.shrink, ref.flip_rate = np.zeros((64, 6)), 0.0, 0.0
+        ((prompt, completion),) = ref.complete([g])
+        assert (prompt, completion) == (g.prompt, g.completion), kind
+
+
+def test_shuffled_corpus_keeps_the_characters_not_the_order() -> None:
+    from bench.tasks.drumlm.pretrain import corpus_text
+
+    english, shuffled = corpus_text("english", 0), corpus_text("shuffled", 0)
+    assert sorted(english) == sorted(shuffled) and english != shuffled
+    assert shuffled == corpus_text("shuffled", 0) != corpus_text("shuffled", 1)
+    assert " the " in english and shuffled.count(" the ") < english.count(" the ") / 10
+
+
+def test_stability_on_well_formed_bars_drops_malformed_ones() -> None:
+    bar = ["o-----"] * 15 + ["--o---"]
+    other = ["--o---"] * 16
+    broken = ["o-----"] * 9 + ["oo"]
+    text = "\n".join(bar + ["SEP"] + bar + ["SEP"] + broken + ["SEP"] + bar + ["SEP"] + other + ["END"])
+    assert stabilities(text, formed=True) == [0.0, 0.0]  # bars 1, 2, 4, 5: distances 0, 0, 30
+    assert max(stabilities(text, aligned=True)) > 0
+
+
 def test_packing_fills_training_sequences_to_the_context() -> None:
     from bench.tasks.drumlm.data import Groove
     from bench.tasks.drumlm.lm import LanguageModel
@@ -231,10 +365,13 @@ def test_packing_fills_training_sequences_to_the_context() -> None:
 
 def test_each_model_has_its_own_step_budget(bench_run) -> None:
     """``methods.<name>.steps`` caps a model's optimiser steps (the trainer's max_steps caps all);
-    the cpu preset gives the long scratch row more steps than the equal-budget pair."""
+    the cpu preset gives the long scratch row as many steps as chargpt's pretraining and
+    fine-tuning together, and the shuffled control chargpt's budget."""
     cfg = resolve("drumlm", ["preset=cpu", "method=chargpt_scratch_long"])
-    steps = {m: cfg["methods"][m]["steps"] for m in ("chargpt", "chargpt_scratch", "chargpt_scratch_long")}
-    assert steps["chargpt"] == steps["chargpt_scratch"] < steps["chargpt_scratch_long"]
+    names = ("chargpt", "chargpt_shuffled", "chargpt_scratch", "chargpt_scratch_long")
+    steps = {m: cfg["methods"][m]["steps"] for m in names}
+    assert steps["chargpt"] == steps["chargpt_scratch"] == steps["chargpt_shuffled"]
+    assert steps["chargpt_scratch_long"] == steps["chargpt"] + cfg["pretrain"]["steps"]
     assert steps["chargpt_scratch_long"] <= cfg["trainer"]["max_steps"]
     args = ("preset=smoke", "trainer.max_steps=3", "methods.chargpt_scratch.steps=1")
     code, rec = bench_run("drumlm", "method=chargpt_scratch", *args)

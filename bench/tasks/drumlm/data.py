@@ -5,9 +5,10 @@ generator config (a cached stage); the grooves of the styles in ``data.test_styl
 split (their template never occurs in training, so a test prompt has no near-copy there), the
 others are split at random into train / val (``data.test_styles: null``: all three at random).
 ``data.source=real``: the Groove MIDI Dataset under ``data.root`` (``info.csv`` +
-``drummerN/sessionM/*.mid``): its 4/4 ``beat`` files in the csv's own train / validation / test
-split. Every file is encoded, trimmed to
-``data.bars`` bars (shorter grooves are dropped, as in the paper) and de-duplicated.
+``drummerN/sessionM/*.mid``): its x/4 ``beat`` files in the csv's own train / validation / test
+split. Every file is encoded as the official scripts do (``notation.trim``: the first ``data.bars``
+bars, leading empty bars dropped, kept when more than ``data.min_bars`` bars remain) and
+de-duplicated.
 
 A batch is ``(grooves,)``, a one-tuple holding a list of ``Groove``: each method tokenizes them its
 own way (the harness counts test samples as the length of a batch's first element).
@@ -49,11 +50,12 @@ class Groove:  # not frozen: Lightning moves batches with apply_to_collection
         return parts[1] if len(parts) > 1 else ""
 
 
-def encode_files(paths: list[Path], bars: int) -> list[Groove]:
+def encode_files(paths: list[Path], bars: int, min_bars: int) -> list[Groove]:
     """Encode, trim and de-duplicate (identical texts kept once, as the official split does)."""
     out, seen = [], set()
     for path in paths:
-        grid = notation.trim(notation.read_midi(path), bars)
+        grid, beats = notation.read_midi_meter(path)
+        grid = notation.trim(grid, bars, min_bars, beats)
         if grid is None:
             continue
         g = Groove(path.stem, *notation.to_example(grid))
@@ -63,17 +65,19 @@ def encode_files(paths: list[Path], bars: int) -> list[Groove]:
     return out
 
 
-def encode_generated(folder: Path, gen: dict) -> None:
+def encode_generated(folder: Path, gen: dict, min_bars: int) -> None:
     """The generator's MIDI files (a stage of their own) read by the encoder, saved as texts:
     reading 240 files with mido takes seconds, and every run needs them."""
     midi = cached("drumlm", "grooves", gen, lambda f: grooves.write_dataset(f, gen))
-    items = encode_files(sorted(midi.glob("*.mid"), key=lambda p: int(p.stem.split("_")[0])), gen["bars"])
+    paths = sorted(midi.glob("*.mid"), key=lambda p: int(p.stem.split("_")[0]))
+    items = encode_files(paths, gen["bars"], min_bars)
     (folder / "grooves.json").write_text(json.dumps([[g.name, g.prompt, g.completion] for g in items]))
 
 
 def generated(d: dict) -> dict[str, list[Groove]]:
     gen = {**d["generator"], "bars": d["bars"]}
-    folder = cached("drumlm", "groove_texts", gen, lambda f: encode_generated(f, gen))
+    encoding = {**gen, "min_bars": d["min_bars"], "voices": list(notation.VOICES)}
+    folder = cached("drumlm", "groove_texts", encoding, lambda f: encode_generated(f, gen, d["min_bars"]))
     items = [Groove(*x) for x in json.loads((folder / "grooves.json").read_text())]
     order = np.random.default_rng(gen["generator_seed"]).permutation(len(items))
     pick = [items[i] for i in order]
@@ -108,7 +112,7 @@ def nearest_cells(grooves_a: list[Groove], grooves_b: list[Groove]) -> float:
 
 
 def groove_midi(d: dict) -> dict[str, list[Groove]]:
-    """The Groove MIDI Dataset's 4/4 beats in its own split (``info.csv``: split, beat_type,
+    """The Groove MIDI Dataset's x/4 beats in its own split (``info.csv``: split, beat_type,
     time_signature, midi_filename)."""
     if not d["root"]:
         raise BenchError(
@@ -129,15 +133,15 @@ def groove_midi(d: dict) -> dict[str, list[Groove]]:
         paths = [
             root / r["midi_filename"]
             for r in rows
-            if r["split"] == split and r["beat_type"] == "beat" and r["time_signature"] == "4-4"
+            if r["split"] == split and r["beat_type"] == "beat" and r["time_signature"].endswith("-4")
         ]
         missing = [p for p in paths if not p.exists()]
         if missing:
             raise BenchError(f"{len(missing)} MIDI files named in {info} are missing, e.g. {missing[0]}")
-        splits[key] = encode_files(paths, d["bars"])
+        splits[key] = encode_files(paths, d["bars"], d["min_bars"])
     for key in ("train", "test"):
         if not splits[key]:
-            raise BenchError(f"no 4/4 beat of at least {d['bars']} bars in the {key} split of {info}")
+            raise BenchError(f"no x/4 beat of more than {d['min_bars']} bars in the {key} split of {info}")
     return splits
 
 

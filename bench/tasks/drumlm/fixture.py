@@ -13,26 +13,27 @@ from bench.tasks.drumlm import notation
 
 def rock(bars: int) -> np.ndarray:
     """Hi-hat eighths, kick on 1 and 3, snare on 2 and 4, a crash on the first beat."""
+    v = {name: i for i, name in enumerate(notation.NAMES)}
     bar = np.zeros((16, 6), dtype=bool)
-    bar[::2, 2] = True
-    bar[[0, 8], 4] = True
-    bar[[4, 12], 3] = True
+    bar[::2, v["hi-hat"]] = True
+    bar[[0, 8], v["kick"]] = True
+    bar[[4, 12], v["snare"]] = True
     grid = np.concatenate([bar] * bars)
-    grid[0, 0] = True
+    grid[0, v["crash"]] = True
     return grid
 
 
 def gmd(root: Path) -> Path:
     """The Groove MIDI Dataset's layout: info.csv + drummerN/session/*.mid, beats and fills,
-    4/4 and 3/4, train / validation / test."""
+    x/4 and 6/8, train / validation / test."""
     rows = []
     for i, (split, kind, sig, bars) in enumerate(
         [
             ("train", "beat", "4-4", 5),
             ("train", "beat", "4-4", 4),
             ("train", "fill", "4-4", 4),  # fills are not used
-            ("train", "beat", "3-4", 4),  # other meters are not used
-            ("train", "beat", "4-4", 2),  # too short for data.bars = 3
+            ("train", "beat", "6-8", 4),  # meters other than x/4 are not used
+            ("train", "beat", "4-4", -4),  # two empty bars first: too short for data.bars = 3
             ("validation", "beat", "4-4", 4),
             ("test", "beat", "4-4", 4),
             ("test", "beat", "4-4", 3),
@@ -40,8 +41,10 @@ def gmd(root: Path) -> Path:
     ):
         rel = Path("drummer1") / "session1" / f"{i + 1}_rock_120_{kind}_{sig}.mid"
         (root / rel.parent).mkdir(parents=True, exist_ok=True)
-        grid = rock(bars)
+        grid = rock(abs(bars))
         grid[16 + i, 5] = True  # a tom in bar 2 makes every file distinct
+        if bars < 0:
+            grid[: 2 * 16] = False
         notation.write_midi(grid, root / rel)
         rows.append(
             {
@@ -68,4 +71,4 @@ def gmd(root: Path) -> Path:
 def fixture(root: Path) -> list[str]:
     """Writes the fixture under ``root``; returns the overrides that point the paper preset at it."""
     gmd(root)
-    return [f"data.root={root}", "data.bars=3"]
+    return [f"data.root={root}", "data.bars=3", "data.min_bars=2"]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.tasks.drumlm.notation import STEPS_PER_BAR, VOICES, save_events
+from bench.tasks.drumlm.notation import NAMES, STEPS_PER_BAR, VOICES, save_events
 
-# voice -> 16-step pattern; voices: crash, ride, hi-hat, snare, kick, tom
+# voice -> 16-step pattern
 STYLES = {
     "rock": {"hi-hat": "x-x-x-x-x-x-x-x-", "snare": "----x-------x---", "kick": "x-------x-x-----"},
     "funk": {"hi-hat": "xxxxxxxxxxxxxxxx", "snare": "----x--x-x--x---", "kick": "x--x--x---x--x--"},
@@ -26,7 +26,7 @@ STYLES = {
     "hiphop": {"hi-hat": "x-x-x-x-x-x-x-x-", "snare": "----x-------x---", "kick": "x------x-xx-----"},
     "halftime": {"ride": "x-x-x-x-x-x-x-x-", "snare": "--------x-------", "kick": "x-----x---x-----"},
 }
-COLUMN = {"crash": 0, "ride": 1, "hi-hat": 2, "snare": 3, "kick": 4, "tom": 5}
+COLUMN = {name: i for i, name in enumerate(NAMES)}
 BPM = {
     "rock": (90, 130),
     "funk": (85, 110),

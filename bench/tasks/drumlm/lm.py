@@ -43,10 +43,17 @@ class UntilEnd(StoppingCriteria):
 
 class LanguageModel(GrooveMethod):
     """``family`` chargpt | smollm; ``pretrained`` loads the English-pretrained weights (else the
-    same architecture starts from random weights and is trained fully)."""
+    same architecture starts from random weights and is trained fully); ``corpus`` (chargpt) the
+    pretraining text: english, or shuffled (the same characters in a random order)."""
 
     def __init__(
-        self, cfg: dict, family: str, pretrained: bool, lr: float | None = None, steps: int | None = None
+        self,
+        cfg: dict,
+        family: str,
+        pretrained: bool,
+        lr: float | None = None,
+        steps: int | None = None,
+        corpus: str = "english",
     ) -> None:
         super().__init__(cfg)
         self.family, self.pretrained = family, pretrained
@@ -58,7 +65,7 @@ class LanguageModel(GrooveMethod):
             self.tok = CharTokenizer(vocabulary())
             self.lm = chargpt(m, len(self.tok))
             if pretrained:
-                self.lm.load_state_dict(pretrained_chargpt(cfg))
+                self.lm.load_state_dict(pretrained_chargpt(cfg, corpus))
             self.context, self.pad = m["context"], 0
         elif family == "smollm":
             self.lm, self.tok = smollm(m, pretrained)

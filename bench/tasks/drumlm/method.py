@@ -27,6 +27,8 @@ class GrooveMethod(TrainedMethod):
         self.human = Stability()  # the held-out grooves themselves, for the gap to human stability
         self.stability_bars = Stability(aligned=True)  # bars as the separators delimit them
         self.human_bars = Stability(aligned=True)
+        self.stability_formed = Stability(formed=True)  # the well-formed bars alone
+        self.human_formed = Stability(formed=True)
         self.bar_form = BarForm()
         self.dup: Duplication | None = None
         self.samples: list[tuple[str, str]] = []
@@ -53,6 +55,8 @@ class GrooveMethod(TrainedMethod):
         self.human.update([g.text for g in grooves])
         self.stability_bars.update(texts)
         self.human_bars.update([g.text for g in grooves])
+        self.stability_formed.update(texts)
+        self.human_formed.update([g.text for g in grooves])
         bars = [len(notation.step_lines(g.completion)) // notation.STEPS_PER_BAR for g in grooves]
         self.bar_form.update(completions, bars)
         self.dup.update(completions)
@@ -68,6 +72,9 @@ class GrooveMethod(TrainedMethod):
         values["stability_bars"] = bars["stability"]
         values["stability_bars_gap"] = (bars["stability"] - human_bars["stability"]).abs()
         values["human_stability_bars"] = human_bars["stability"]
+        formed, human_formed = self.stability_formed.compute(), self.human_formed.compute()
+        values["stability_formed"] = formed["stability"]
+        values["stability_formed_gap"] = (formed["stability"] - human_formed["stability"]).abs()
         values["bars_well_formed"] = self.bar_form.compute()
         values["prompt_nn_cells"] = self.prompt_nn_cells
         for k, v in values.items():
@@ -90,21 +97,29 @@ class GrooveMethod(TrainedMethod):
         return None
 
 
+KINDS = ("human", "repeat", "random", "density", "prompt_density", "repeat_mutate")
+
+
 class Reference(GrooveMethod):
     """The paper's reference rows: ``human`` (the held-out continuation), ``repeat`` (bar 2 over
     and over) and ``random`` (every cell 'o' or '-' with probability 1/2, the whole groove); and
-    ``density``: the real prompt, then every cell a hit with the training grooves' rate at that
-    step of the groove and that voice (a memoryless groove with the data's density profile)."""
+    this project's memoryless references, each after the real prompt: ``density`` (every cell a
+    hit at the training grooves' rate at that step of the groove and that voice; the prompt
+    unread), ``prompt_density`` (at the prompt's own rate at that step of the bar and voice,
+    shrunk toward the training rate by the share that best predicts the training completions) and
+    ``repeat_mutate`` (bar 2 repeated, each cell flipped at the rate a training groove's later bars
+    differ from its bar 2)."""
 
     trains = False
 
     def __init__(self, cfg: dict, kind: str) -> None:
         super().__init__(cfg)
-        if kind not in ("human", "repeat", "random", "density"):
-            raise BenchError(f"unknown reference {kind!r}")
+        if kind not in KINDS:
+            raise BenchError(f"unknown reference {kind!r}: one of {', '.join(KINDS)}")
         self.kind = kind
         self.drawn = 0
         self.rates: np.ndarray | None = None
+        self.shrink = self.flip_rate = 0.0
 
     def on_test_start(self) -> None:
         super().on_test_start()
@@ -115,28 +130,35 @@ class Reference(GrooveMethod):
             hits[: len(x)] += x
             seen[: len(x)] += 1
         self.rates = hits / np.maximum(seen, 1)
+        if self.kind == "prompt_density":
+            self.shrink = fit_shrink(grids, self.rates)
+        if self.kind == "repeat_mutate":
+            self.flip_rate = flip_rate(grids)
 
     def complete(self, grooves: list[Groove]) -> list[tuple[str, str]]:
         out = []
+        cut = notation.PROMPT_BARS * notation.STEPS_PER_BAR
         for i, g in enumerate(grooves):
             n = len(notation.step_lines(g.text))
+            rng = np.random.default_rng([self.cfg["seed"], self.drawn + i])
+            prompt = notation.text_to_grid(g.prompt)
             if self.kind == "human":
                 out.append((g.prompt, g.completion))
-            elif self.kind == "repeat":
-                lines = notation.step_lines(g.prompt)
-                bar = lines[notation.STEPS_PER_BAR :]
-                text = "\n".join(lines + bar * (n // notation.STEPS_PER_BAR))
-                out.append(notation.to_example(notation.text_to_grid(text)[:n]))
-            elif self.kind == "density":
-                rng = np.random.default_rng([self.cfg["seed"], self.drawn + i])
-                rates = self.rates[np.minimum(np.arange(n), len(self.rates) - 1)]
-                grid = rng.random(rates.shape) < rates
-                cut = notation.PROMPT_BARS * notation.STEPS_PER_BAR
-                grid[:cut] = notation.text_to_grid(g.prompt)
-                out.append((g.prompt, notation.to_example(grid)[1]))
-            else:
-                rng = np.random.default_rng([self.cfg["seed"], self.drawn + i])
+            elif self.kind == "random":
                 out.append(notation.to_example(rng.random((n, len(notation.VOICES))) < 0.5))
+            else:
+                if self.kind == "repeat":
+                    grid = tile(prompt[cut // 2 :], n)
+                elif self.kind == "repeat_mutate":
+                    grid = tile(prompt[cut // 2 :], n) ^ (rng.random((n, prompt.shape[1])) < self.flip_rate)
+                elif self.kind == "density":
+                    at = np.minimum(np.arange(n), len(self.rates) - 1)
+                    grid = rng.random((n, prompt.shape[1])) < self.rates[at]
+                else:
+                    rates = prompt_rates(prompt, self.rates, self.shrink)
+                    grid = rng.random((n, prompt.shape[1])) < tile(rates, n)
+                grid[:cut] = prompt
+                out.append((g.prompt, notation.to_example(grid)[1]))
         self.drawn += len(grooves)
         return out
 
@@ -144,9 +166,52 @@ class Reference(GrooveMethod):
         super().on_test_epoch_end()
         if self.kind == "human":
             self.log("test/round_trip_exact", round_trip(self.trainer.datamodule.splits))
+        if self.kind == "prompt_density":
+            self.log("test/shrink", self.shrink)
+        if self.kind == "repeat_mutate":
+            self.log("test/flip_rate", self.flip_rate)
 
     def cost(self) -> dict:
         return {"params": 0}  # a reference row is a rule: no weights
+
+
+def tile(bars: np.ndarray, n: int) -> np.ndarray:
+    """``bars`` (a multiple of 16 steps) repeated to ``n`` steps."""
+    return np.resize(bars, (n, bars.shape[1])) if len(bars) else np.zeros((n, len(notation.VOICES)), bool)
+
+
+def bar_rates(grid: np.ndarray) -> np.ndarray:
+    """Per step of the bar and voice: the share of ``grid``'s whole bars with a hit there."""
+    whole = len(grid) // notation.STEPS_PER_BAR * notation.STEPS_PER_BAR
+    return grid[:whole].reshape(-1, notation.STEPS_PER_BAR, grid.shape[1]).mean(0)
+
+
+def prompt_rates(prompt: np.ndarray, rates: np.ndarray, shrink: float) -> np.ndarray:
+    """The prompt's per-step-of-the-bar rates, shrunk by ``shrink`` toward the training rates at
+    that step of the bar (``rates``: per step of the groove)."""
+    return (1 - shrink) * bar_rates(prompt) + shrink * bar_rates(rates)
+
+
+def fit_shrink(grids: list[np.ndarray], rates: np.ndarray) -> float:
+    """The shrink (grid of 0.01 .. 0.99) under which the prompt rates best predict the training
+    grooves' own completions (Bernoulli log-likelihood of their cells)."""
+    cut = notation.PROMPT_BARS * notation.STEPS_PER_BAR
+    grids = [x for x in grids if len(x) > cut]
+    grid = np.linspace(0.01, 0.99, 99)
+    loglik = np.zeros_like(grid)
+    for x in grids:
+        rest = x[cut:]
+        for j, lam in enumerate(grid):
+            p = np.clip(tile(prompt_rates(x[:cut], rates, lam), len(rest)), 1e-6, 1 - 1e-6)
+            loglik[j] += np.where(rest, np.log(p), np.log1p(-p)).sum()
+    return float(grid[loglik.argmax()])
+
+
+def flip_rate(grids: list[np.ndarray]) -> float:
+    """The share of the training completions' cells that differ from their groove's bar 2."""
+    cut = notation.PROMPT_BARS * notation.STEPS_PER_BAR
+    diff = [x[cut:] ^ tile(x[cut // 2 : cut], len(x) - cut) for x in grids if len(x) > cut]
+    return float(np.concatenate(diff).mean()) if diff else 0.0
 
 
 def round_trip(splits: dict[str, list[Groove]]) -> float:

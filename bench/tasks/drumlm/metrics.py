@@ -72,11 +72,16 @@ def levenshtein(a: str, b: str) -> int:
     return score
 
 
-def stabilities(text: str, aligned: bool = False) -> list[float]:
+def well_formed(bar: list[str]) -> bool:
+    return len(bar) == notation.STEPS_PER_BAR and all(map(notation.is_valid, bar))
+
+
+def stabilities(text: str, aligned: bool = False, formed: bool = False) -> list[float]:
     """Per-bar stability of a groove (prompt + completion text): bars of 16 lines as the official
-    code groups them, or (``aligned``) bars as the separators delimit them."""
-    if aligned:
-        bars = ["\n".join(b) for b in sep_bars(text)][:MAX_BARS]
+    code groups them, or (``aligned``) bars as the separators delimit them, or (``formed``) those
+    of them that are well formed."""
+    if aligned or formed:
+        bars = ["\n".join(b) for b in sep_bars(text) if not formed or well_formed(b)][:MAX_BARS]
     else:
         bars = notation.bars(notation.step_lines(text))[:MAX_BARS]
     if len(bars) < 3:
@@ -118,15 +123,15 @@ class Validity(Metric):
 class Stability(Metric):
     """Mean bar stability and mean per-groove 2-means inter / intra distances."""
 
-    def __init__(self, aligned: bool = False) -> None:
+    def __init__(self, aligned: bool = False, formed: bool = False) -> None:
         super().__init__()
-        self.aligned = aligned
+        self.aligned, self.formed = aligned, formed
         for name in ("bar_sum", "bars", "inter_sum", "intra_sum", "grooves"):
             self.add_state(name, torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, texts: list[str]) -> None:
         for text in texts:
-            s = stabilities(text, self.aligned)
+            s = stabilities(text, self.aligned, self.formed)
             if not s:
                 continue
             inter, intra = two_means(s)
@@ -156,10 +161,9 @@ class BarForm(Metric):
         self.add_state("total", torch.tensor(0.0), dist_reduce_fx="sum")
 
     def update(self, completions: list[str], expected: list[int]) -> None:
-        steps = notation.STEPS_PER_BAR
         for c, n in zip(completions, expected, strict=True):
             bars = sep_bars(c)
-            self.good += sum(len(b) == steps and all(map(notation.is_valid, b)) for b in bars)
+            self.good += sum(map(well_formed, bars))
             self.total += max(len(bars), n)
 
     def compute(self) -> torch.Tensor:

@@ -1,10 +1,11 @@
 """The paper's drum notation: MIDI <-> a 16th-note grid <-> text.
 
-A groove is a boolean grid (steps x 6 voices), 16 steps a bar, 4/4 only. Its text has one line per
-16th with a character per voice ('o' hit, '-' rest), a ``SEP`` line after every bar; the prompt is
-the first two bars, the completion the rest, ending with ``END`` (zharry29/drums-with-llm's
-``text_to_data.py``). Voices in the official column order: crash 49, ride 51, hi-hat 42, snare 38,
-kick 36, tom 50; other General MIDI articulations are merged into them as the paper does.
+A groove is a boolean grid (steps x 6 voices), a ``SEP`` every 16 steps. Its text has one line per
+16th with a character per voice ('o' hit, '-' rest), a ``SEP`` line after every 16 lines; the
+prompt is the first two bars, the completion the rest, ending with ``END`` (zharry29/drums-with-llm's
+``text_to_data.py``). Voices in the official column order (``midi_to_text.py`` keeps the primary
+notes in ``note_to_drum``'s key order): crash 49, ride 51, snare 38, kick 36, hi-hat 42, tom 50;
+the other Groove MIDI Dataset articulations are merged into them as ``merge_articulations`` does.
 """
 
 from __future__ import annotations
@@ -16,28 +17,40 @@ import numpy as np
 
 from bench.errors import BenchError
 
-VOICES = (49, 51, 42, 38, 36, 50)  # crash, ride, hi-hat, snare, kick, tom
-NAMES = ("crash", "ride", "hi-hat", "snare", "kick", "tom")
-# Articulations folded into a primary voice (official midi_to_text.py); anything else is dropped.
-MERGE = {57: 49, 53: 51, 59: 51, 46: 42, 40: 38, 37: 38, 48: 50, 47: 50, 45: 50, 43: 50}
+VOICES = (49, 51, 38, 36, 42, 50)  # crash, ride, snare, kick, hi-hat, tom
+NAMES = ("crash", "ride", "snare", "kick", "hi-hat", "tom")
+# Articulations folded into a primary voice (official merge_articulations): crash edges 55, 52 and
+# crash 2 (57); ride edge 59 and bell 53; rimshot 40 and side stick 37; hi-hat edges 22, 26 and
+# open 46; toms 48, 47, 45, 43 and the tom-3 rim 58. Anything else (pedal hi-hat 44, ...) is dropped.
+MERGE = {57: 49, 55: 49, 52: 49, 53: 51, 59: 51, 40: 38, 37: 38, 46: 42, 22: 42, 26: 42}
+MERGE |= {48: 50, 47: 50, 45: 50, 43: 50, 58: 50}
 STEPS_PER_BAR = 16
 SEP, END = "SEP", "END"
 PROMPT_BARS = 2
 
 
 def read_midi(path: str | Path) -> np.ndarray:
-    """The full grid of a 4/4 MIDI file: each note-on snapped to the nearest 16th (a note half a
-    step early or later goes to the later step, as the official windows do)."""
+    """The full grid of a MIDI file: see ``read_midi_meter``."""
+    return read_midi_meter(path)[0]
+
+
+def read_midi_meter(path: str | Path) -> tuple[np.ndarray, int]:
+    """(grid, beats per bar) of an x/4 MIDI file: each note-on snapped to the nearest 16th (a
+    note half a step early or later goes to the later step, as the official windows do); the meter
+    is the last time signature (the official script's), 4/4 without one."""
     try:
         mid = mido.MidiFile(path, clip=True)
     except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
         raise BenchError(f"{path} is not a readable MIDI file ({e})") from None
     sixteenth = mid.ticks_per_beat / 4
-    hits, tick = [], 0
+    hits, tick, beats = [], 0, 4
     for msg in mido.merge_tracks(mid.tracks):
         tick += msg.time
-        if msg.type == "time_signature" and (msg.numerator, msg.denominator) != (4, 4):
-            raise BenchError(f"{path} is in {msg.numerator}/{msg.denominator}: only 4/4 grooves are encoded")
+        if msg.type == "time_signature":
+            if msg.denominator != 4:
+                meter = f"{msg.numerator}/{msg.denominator}"
+                raise BenchError(f"{path} is in {meter}: only x/4 grooves are encoded")
+            beats = msg.numerator
         if msg.type == "note_on" and msg.velocity > 0:
             note = MERGE.get(msg.note, msg.note)
             if note in VOICES:
@@ -47,18 +60,18 @@ def read_midi(path: str | Path) -> np.ndarray:
     grid = np.zeros((steps, len(VOICES)), dtype=bool)
     for s, v in hits:
         grid[s, v] = True
-    return grid
+    return grid, beats
 
 
-def trim(grid: np.ndarray, bars: int) -> np.ndarray | None:
-    """The paper's clean-up: drop leading empty quarter notes, then keep the first ``bars`` bars;
-    None when the groove is shorter than that."""
-    start = 0
-    while start + 4 <= len(grid) and not grid[start : start + 4].any():
-        start += 4
-    grid = grid[start:]
-    need = bars * STEPS_PER_BAR
-    return grid[:need] if len(grid) >= need else None
+def trim(grid: np.ndarray, bars: int, min_bars: int, beats: int = 4) -> np.ndarray | None:
+    """The official clean-up (``midi_to_text.py``, ``text_to_data.py``): the first ``bars`` bars of
+    the file's meter (``beats`` quarters a bar), rests after its end; then, while the first quarter
+    is empty, 16 lines dropped; None unless more than ``min_bars`` x 16 lines remain."""
+    need = bars * beats * 4
+    grid = np.concatenate([grid[:need], np.zeros((max(need - len(grid), 0), grid.shape[1]), bool)])
+    while len(grid) >= 4 and not grid[:4].any():
+        grid = grid[STEPS_PER_BAR:]
+    return grid if len(grid) > min_bars * STEPS_PER_BAR else None
 
 
 def save_events(

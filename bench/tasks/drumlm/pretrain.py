@@ -1,5 +1,6 @@
-"""Shared stages: the character-level GPT pretrained on English, and SmolLM2 converted from its
-GGUF file. Both are built once per sub-config (``bench.artifacts.cached``)."""
+"""Shared stages: the character-level GPT pretrained on English (or on its characters shuffled, the
+control), and SmolLM2 converted from its GGUF file. Each is built once per sub-config
+(``bench.artifacts.cached``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 from bench.artifacts import cached
+from bench.errors import BenchError
 from bench.tasks.drumlm.model import CharTokenizer, chargpt, convert_smollm
 
 
@@ -20,23 +22,39 @@ def english() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
+def shuffled(text: str, seed: int) -> str:
+    """``text`` with its characters in a random order: its character frequencies, no language."""
+    import numpy as np
+
+    chars = np.array(list(text))
+    return "".join(chars[np.random.default_rng(seed).permutation(len(chars))])
+
+
+CORPORA = ("english", "shuffled")
+
+
+def corpus_text(corpus: str, seed: int) -> str:
+    """The pretraining text: English, or English shuffled by ``seed`` (the pretraining seed)."""
+    return english() if corpus == "english" else shuffled(english(), seed)
+
+
 def vocabulary() -> str:
     """Printable ASCII: covers the drum notation ('o', '-', newline, SEP, END) and most of the prose."""
     return "\n" + string.printable[:95]
 
 
-def pretrain_chargpt(folder: Path, m: dict, p: dict) -> None:
-    """Next-character prediction on random windows of the English corpus, seeded by
+def pretrain_chargpt(folder: Path, m: dict, p: dict, corpus: str = "english") -> None:
+    """Next-character prediction on random windows of the ``corpus`` text, seeded by
     ``pretrain.seed`` on a forked generator: the run that builds the stage goes on drawing from its
     own seed's stream, as the runs that find it built do."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(p["seed"])
-        _pretrain(folder, m, p)
+        _pretrain(folder, m, p, corpus_text(corpus, p["seed"]))
 
 
-def _pretrain(folder: Path, m: dict, p: dict) -> None:
+def _pretrain(folder: Path, m: dict, p: dict, text: str) -> None:
     tok = CharTokenizer(vocabulary())
-    data = torch.tensor(tok.encode(english()))
+    data = torch.tensor(tok.encode(text))
     model = chargpt(m, len(tok))
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, p["lr"], total_steps=p["steps"], pct_start=0.1)
@@ -57,12 +75,16 @@ def _pretrain(folder: Path, m: dict, p: dict) -> None:
     (folder / "log.json").write_text(json.dumps(log))
 
 
-def pretrained_chargpt(cfg: dict) -> dict:
-    """The state dict of the English-pretrained character GPT (cached per architecture)."""
+def pretrained_chargpt(cfg: dict, corpus: str = "english") -> dict:
+    """The state dict of the character GPT pretrained on ``corpus`` (english | shuffled; cached per
+    architecture)."""
+    if corpus not in CORPORA:
+        raise BenchError(f"unknown pretraining corpus {corpus!r}: one of {', '.join(CORPORA)}")
     m = {k: cfg["model"]["chargpt"][k] for k in ("layers", "heads", "width", "context", "dropout")}
     p = cfg["pretrain"]
+    name = "chargpt_english" if corpus == "english" else f"chargpt_{corpus}"
     folder = cached(
-        "drumlm", "chargpt_english", {"model": m, "pretrain": p}, lambda f: pretrain_chargpt(f, m, p), 1
+        "drumlm", name, {"model": m, "pretrain": p}, lambda f: pretrain_chargpt(f, m, p, corpus), 1
     )
     return torch.load(folder / "model.pt", weights_only=True)
 

@@ -23,6 +23,13 @@ TASK = Task(
             {"family": "chargpt", "pretrained": True},
         ),
         Method(
+            "chargpt_shuffled",
+            LM,
+            "control: the character GPT pretrained as chargpt on the same text with its characters "
+            "shuffled (the characters' frequencies without the language), fine-tuned",
+            {"family": "chargpt", "pretrained": True, "corpus": "shuffled"},
+        ),
+        Method(
             "chargpt_scratch",
             LM,
             "the same character GPT trained on grooves only",
@@ -31,7 +38,8 @@ TASK = Task(
         Method(
             "chargpt_scratch_long",
             LM,
-            "the scratch GPT given the steps it needs to converge on val (its own budget)",
+            "the scratch GPT at its val plateau, given as many optimiser steps as chargpt's "
+            "pretraining and fine-tuning together",
             {"family": "chargpt", "pretrained": False},
         ),
         Method(
@@ -54,6 +62,19 @@ TASK = Task(
             REF,
             "reference: the real prompt, then hits at the training set's per-step, per-voice rates",
             {"kind": "density"},
+        ),
+        Method(
+            "prompt_density",
+            REF,
+            "reference: the real prompt, then hits at the prompt's own per-step, per-voice rates "
+            "(shrunk toward the training rates as fits the training grooves)",
+            {"kind": "prompt_density"},
+        ),
+        Method(
+            "repeat_mutate",
+            REF,
+            "reference: bar 2 of the prompt repeated, cells flipped at the training grooves' rate",
+            {"kind": "repeat_mutate"},
         ),
     ),
     # test metrics are computed per rank (the human reference on rank 0's half of the test set,
