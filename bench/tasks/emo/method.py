@@ -48,11 +48,17 @@ def images_per_s(model: nn.Module, size: int, batch: int) -> float:
 
 class ImageClassifier(TrainedMethod):
     """One architecture (``arch``, a name known to ``build_model``) trained from scratch. From the
-    preset's ``methods.<name>`` section: ``lr`` (per ``optim.lr_batch`` images; null: ``optim.lr``)
-    and ``width_mult`` (MobileNetV2)."""
+    preset's ``methods.<name>`` section: ``lr`` (per ``optim.lr_batch`` images; null: ``optim.lr``),
+    ``drop_path_rate`` (null: ``model.drop_path_rate``; the official one differs by size) and
+    ``width_mult`` (MobileNetV2)."""
 
     def __init__(
-        self, cfg: dict, arch: str, lr: float | None = None, width_mult: float | None = None
+        self,
+        cfg: dict,
+        arch: str,
+        lr: float | None = None,
+        width_mult: float | None = None,
+        drop_path_rate: float | None = None,
     ) -> None:
         super().__init__(cfg)
         self.arch = arch
@@ -64,7 +70,8 @@ class ImageClassifier(TrainedMethod):
             kwargs["width_mult"] = width_mult
         if arch in EMO_VARIANTS:
             kwargs.setdefault("pad_small_maps", m["pad_small_maps"])
-        self.model = build_model(arch, num_classes=classes, drop_path_rate=m["drop_path_rate"], **kwargs)
+        drop_path = m["drop_path_rate"] if drop_path_rate is None else drop_path_rate
+        self.model = build_model(arch, num_classes=classes, drop_path_rate=drop_path, **kwargs)
         # channels_last: 15-50% faster convolutions on CPU (measured), same numbers.
         self.model.to(memory_format=torch.channels_last)
         self.loss = nn.CrossEntropyLoss(label_smoothing=cfg["optim"]["label_smoothing"])
