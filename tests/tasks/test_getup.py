@@ -19,7 +19,6 @@ import torch
 from bench.config import resolve
 from bench.errors import BenchError
 from bench.tasks.getup import fallen
-from bench.tasks.getup import method as getup_method
 from bench.tasks.getup.curriculum import Curriculum
 from bench.tasks.getup.data import GetUpData
 from bench.tasks.getup.env import GetUpEnv, tolerance
@@ -417,23 +416,96 @@ def _leaves(tree: dict, prefix: str = "") -> set[str]:
     return out
 
 
+class Reads(dict):
+    """A config whose every subscript records its full dotted key path in ``seen``."""
+
+    path, seen = "", set()
+
+    @classmethod
+    def wrap(cls, tree: dict, seen: set[str], path: str = "") -> Reads:
+        out = cls(
+            {k: cls.wrap(v, seen, f"{path}{k}.") if isinstance(v, dict) else v for k, v in tree.items()}
+        )
+        out.path, out.seen = path, seen
+        return out
+
+    def __getitem__(self, key):
+        self.seen.add(f"{self.path}{key}")
+        return super().__getitem__(key)
+
+
 TASK_SECTIONS = ("data", "model", "optim", "strength_std", "steps", "curriculum", "tracking", "eval")
 
 
-@pytest.mark.parametrize("preset", ["smoke", "paper"])
-def test_a_preset_sets_only_keys_the_code_reads(preset: str) -> None:
-    """Every task key a preset file sets exists in the cpu preset, and every cpu key is read by the
-    task's code (a subscript of its name): a key nothing reads (``tracking.pool_size``) fails."""
+def _task_leaves(preset: str) -> set[str]:
     import yaml
 
     from bench.registry import configs
 
-    folder = configs("getup")
-    cpu = yaml.safe_load((folder / "cpu.yaml").read_text())
-    own = yaml.safe_load((folder / f"{preset}.yaml").read_text())
-    section = {k: v for k, v in own.items() if k in TASK_SECTIONS}
-    known = _leaves({k: v for k, v in cpu.items() if k in TASK_SECTIONS})
-    assert _leaves(section) <= known, sorted(_leaves(section) - known)
-    code = "".join(p.read_text() for p in Path(getup_method.__file__).parent.glob("*.py"))
-    unread = sorted(k for k in known if f'["{k.split(".")[-1]}"]' not in code)
+    own = yaml.safe_load((configs("getup") / f"{preset}.yaml").read_text())
+    return _leaves({k: v for k, v in own.items() if k in TASK_SECTIONS})
+
+
+@pytest.mark.parametrize("preset", ["smoke", "paper"])
+def test_a_preset_sets_only_keys_of_the_cpu_preset(preset: str) -> None:
+    """Every task key a preset file sets is a cpu key, by its full dotted path."""
+    assert _task_leaves(preset) <= _task_leaves("cpu"), sorted(_task_leaves(preset) - _task_leaves("cpu"))
+
+
+def test_every_cpu_key_is_read_by_its_full_path() -> None:
+    """Runs of every phase and method read every task key of the cpu preset, each by its own
+    dotted path (``curriculum.test_states`` is not read because ``data.test_states`` is)."""
+    seen: set[str] = set()
+    for m in ("staged", "weak_from_scratch", "scratch_at_60"):
+        cfg = resolve("getup", ["preset=smoke", f"method={m}"])
+        finish(started(Reads.wrap(cfg, seen)))
+    unread = sorted(_task_leaves("cpu") - seen)
     assert not unread, unread
+
+
+def test_the_curriculum_has_no_gate_on_its_last_step() -> None:
+    """A pass on stage 2's last step would lower the strength with no training at it: every gate
+    comes before the end, and the strength ends at the one the last gate left (every gate passes)."""
+    cfg = resolve("getup", ["preset=smoke", "method=staged", "methods.staged.phases=[strong,curriculum]"])
+    method = started(cfg)
+    out = finish(method)
+    end = cfg["steps"]["stage1"] + cfg["steps"]["stage2"]
+    assert end % cfg["curriculum"]["interval"] == 0
+    steps = [t for t, _, _ in method.cur.history]
+    assert steps and max(steps) < end
+    assert out["strength"] == pytest.approx(cfg["curriculum"]["decay"] ** len(steps))
+
+
+def test_scratch_at_a_fixed_strength_sees_the_from_scratch_stream_at_its_own_strength(monkeypatch) -> None:
+    """scratch_at_60 is weak_from_scratch's fresh agent (same weights, same generators, same
+    episodes) at a fixed 0.6 instead of the seed's curriculum end, and is scored at 0.6."""
+    staged = ["preset=smoke", "method=staged", "methods.staged.phases=[strong,curriculum]"]
+    finish(started(resolve("getup", staged)))
+    starts: list[tuple[bytes, float]] = []
+    original = GetUpEnv.reset
+
+    def spy(self, qpos, qvel, strength):
+        starts.append((qpos.tobytes(), strength))
+        return original(self, qpos, qvel, strength)
+
+    monkeypatch.setattr(GetUpEnv, "reset", spy)
+    runs = {}
+    for name in ("weak_from_scratch", "scratch_at_60"):
+        method = started(resolve("getup", ["preset=smoke", f"method={name}"]))
+        assert method.phases[method.phase] == "scratch" and method.t == 0
+        init = {k: v.clone() for k, v in method.agent.state_dict().items()}
+        starts.clear()
+        assert method.step() is False
+        runs[name] = (method, init, list(starts))
+    (weak, w_init, w_starts), (fixed, f_init, f_starts) = runs["weak_from_scratch"], runs["scratch_at_60"]
+    assert all(torch.equal(v, f_init[k]) for k, v in w_init.items())
+    assert [q for q, _ in w_starts] == [q for q, _ in f_starts]
+    assert fixed.cur.strength == 0.6 and min(s for _, s in f_starts) >= 0.6
+    assert weak.cur.strength > 0.6
+    assert finish(fixed)["strength"] == 0.6
+
+
+def test_a_fixed_strength_is_only_for_a_from_scratch_method() -> None:
+    cfg = resolve("getup", ["preset=smoke", "method=staged"])
+    with pytest.raises(BenchError, match="strength"):
+        GetUpMethod(cfg, phases=["strong", "curriculum"], strength=0.6)

@@ -10,7 +10,7 @@ strength it reaches is a shared stage too), ``track`` (stage 3, a second SAC age
 targets at full strength) and ``scratch`` (a fresh agent, seeded as stage 1's, trained for the
 whole stage-1+2 budget at the strength the phases before it reached: after ``strong`` and
 ``curriculum``, the seed's curriculum end, read from the cache when the seed's ``staged`` run built
-it, else reached here first).
+it, else reached here first; as the only phase, at the method's fixed ``strength``).
 """
 
 from __future__ import annotations
@@ -33,15 +33,19 @@ from bench.tasks.getup.tracking import Tracking, collect, evaluate_tracking
 
 PHASES = ("strong", "curriculum", "track", "scratch")
 STAGE1_VERSION = 4  # in the stage-1 artifact's address: raised when what a config's stage 1 holds changes
-REACHED_VERSION = 1
+REACHED_VERSION = 2
 
 
 class GetUpMethod(LoopMethod):
-    def __init__(self, cfg: dict, phases: list[str]) -> None:
+    def __init__(self, cfg: dict, phases: list[str], strength: float = 1.0) -> None:
         super().__init__(cfg)
-        self.phases = list(phases)
+        self.phases, self.strength = list(phases), float(strength)
         if not self.phases or any(p not in PHASES for p in self.phases):
             raise BenchError(f"methods.{cfg['method']}.phases={self.phases}: choose from {PHASES}")
+        if not 0 < self.strength <= 1 or (self.strength < 1 and self.phases != ["scratch"]):
+            raise BenchError(
+                f"methods.{cfg['method']}.strength={strength}: in (0, 1], below 1 only with phases [scratch]"
+            )
         c, o = cfg["curriculum"], cfg["optim"]
         if not 0 < c["floor"] <= 1 or not 0 < c["decay"] < 1:
             raise BenchError(f"curriculum.floor={c['floor']} must be in (0, 1], decay={c['decay']} in (0, 1)")
@@ -67,7 +71,7 @@ class GetUpMethod(LoopMethod):
         """The agents, buffers, optimizers and seeded generators of a run from its start."""
         self.env: GetUpEnv = datamodule.env
         self.train_pool, self.test_pool = datamodule.train_pool, datamodule.test_pool
-        self.fresh_agent(1.0)
+        self.fresh_agent(self.strength)
         if "track" in self.phases:
             o = self.cfg["optim"]
             self.pd_env = GetUpEnv(self.cfg["data"], "pd")
@@ -79,6 +83,7 @@ class GetUpMethod(LoopMethod):
             self.track_opts = self.optimizers(self.track_agent)
             self.track_log: list[tuple[float, int]] = []  # (return, length) of each training episode
         self.phase, self.t_phase, self.obs = 0, 0, None
+        self.phase_end = 0  # the step at which the current phase ends (``step`` sets it)
         self.t_track = 0
 
     def fresh_agent(self, strength: float) -> None:
@@ -170,7 +175,9 @@ class GetUpMethod(LoopMethod):
 
     def save_reached(self) -> None:
         """The curriculum's end (strength and gate log) for this config and seed; a run that finds
-        it already there (another run of the seed built it) takes the saved one."""
+        it already there (another run of the seed built it) takes the saved one: the same end
+        wherever training is deterministic, else (another machine or thread count) the first run's,
+        so a seed's ``staged`` and ``weak_from_scratch`` always share one strength."""
         h = self.cur.history
         state = {
             "strength": self.cur.strength,
@@ -201,7 +208,7 @@ class GetUpMethod(LoopMethod):
     def start_scratch(self) -> None:
         """The ``scratch`` phase's fresh agent, at the curriculum's end if there was one; what the
         phases before it measured is not this agent's."""
-        self.fresh_agent(self.reached["strength"] if "curriculum" in self.phases else 1.0)
+        self.fresh_agent(self.reached["strength"] if "curriculum" in self.phases else self.strength)
         self.info.clear()
 
     # --- training --------------------------------------------------------------------------
@@ -225,6 +232,7 @@ class GetUpMethod(LoopMethod):
         if self.phase < len(self.phases):
             name = self.phases[self.phase]
             n = min(self.cfg["optim"]["tick"], self.budget(name) - self.t_phase)
+            self.phase_end = self.t + self.budget(name) - self.t_phase
             track = name == "track" and bool(self.track.refs)
             for _ in range(n if name != "track" or track else 0):
                 self.track_step() if track else self.env_step(name)
@@ -253,7 +261,9 @@ class GetUpMethod(LoopMethod):
         self.obs, self.ep_t, self.t = nxt, self.ep_t + 1, self.t + 1
         if len(self.replay) >= o["start_steps"] and self.t % o["update_every"] == 0:
             self.sac_update(self.agent, self.replay, self.opts, o["gamma"])
-        if phase == "curriculum" and self.cur.active and self.t % c["interval"] == 0:
+        # No gate on the phase's last step: a pass there would lower the strength with no training at it.
+        due = self.t % c["interval"] == 0 and self.t < self.phase_end
+        if phase == "curriculum" and self.cur.active and due:
             gate = {k: v[: c["test_states"]] for k, v in self.train_pool.items()}
             res = evaluate(
                 self.env, self.policy(self.agent), gate, self.cur.strength, self.cfg["eval"], self.height
@@ -347,8 +357,8 @@ class GetUpMethod(LoopMethod):
 
     def eval_strength(self) -> float:
         """The strength the method ends at: the curriculum's end (``staged``, and ``scratch``
-        after a curriculum, which trains there), else full."""
-        return self.reached["strength"] if "curriculum" in self.phases else 1.0
+        after a curriculum, which trains there), else the method's fixed strength (full unless set)."""
+        return self.reached["strength"] if "curriculum" in self.phases else self.strength
 
     def results(self) -> dict[str, float]:
         strength = self.eval_strength()

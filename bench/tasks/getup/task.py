@@ -26,6 +26,12 @@ TASK = Task(
             METHOD,
             "SAC from scratch at the strength the seed's curriculum reached, for the stage-1+2 budget",
         ),
+        Method(
+            "scratch_at_60",
+            METHOD,
+            "SAC from scratch at a fixed 60% of full strength, for the stage-1+2 budget (the official "
+            "reward-curriculum figure's strongest strength at which from-scratch SAC stays flat)",
+        ),
     ),
     figures=("rollout.gif",),
     headline=("test/success", "test/strength", "test/stage1_success"),
