@@ -51,7 +51,9 @@ class Groove:  # not frozen: Lightning moves batches with apply_to_collection
 
 
 def encode_files(paths: list[Path], bars: int, min_bars: int) -> list[Groove]:
-    """Encode, trim and de-duplicate (identical texts kept once, as the official split does)."""
+    """Encode, trim and de-duplicate (identical texts kept once, as the official
+    split_data_legacy.py does; split_data.py, whose info.csv split the real data follows, keeps
+    them)."""
     out, seen = [], set()
     for path in paths:
         grid, beats = notation.read_midi_meter(path)

@@ -77,8 +77,10 @@ def trim(grid: np.ndarray, bars: int, min_bars: int, beats: int = 4) -> np.ndarr
 def save_events(
     events: list[tuple[int, int, int, int]], path: str | Path, bpm: float, tpb: int, end: int
 ) -> None:
-    """Write (tick, is_on, note, velocity) events as a type-1 file like the Groove MIDI Dataset's:
-    a meta track (tempo, 4/4) and a drum track on channel 10 ending at tick ``end``."""
+    """Write (tick, is_on, note, velocity) events as a type-1 file: a meta track (tempo, 4/4) and a
+    drum track on channel 10 ending at tick ``end``. The Groove MIDI Dataset's files are type 0 (one
+    track); ``read_midi_meter`` merges the tracks, where the official encoder reads ``tracks[0]``
+    only and would find no notes here."""
     mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
     meta, drums = mido.MidiTrack(), mido.MidiTrack()
     meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
