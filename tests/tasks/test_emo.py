@@ -13,16 +13,19 @@ from bench.tasks.emo.data import ImageDataModule
 from bench.tasks.emo.fixture import imagefolder
 
 
-def test_bundled_subset_is_fixed_resized_and_three_channel() -> None:
-    cfg = resolve("emo", ["preset=smoke", "data.image_size=40"])
-    dm = ImageDataModule(cfg)
-    dm.setup()
+def test_bundled_subset_is_drawn_by_the_seed_resized_and_three_channel() -> None:
+    def splits(seed: int) -> dict:
+        dm = ImageDataModule(resolve("emo", ["preset=smoke", "data.image_size=40", f"seed={seed}"]))
+        dm.setup()
+        return dm
+
+    dm = splits(0)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 3, 40, 40) and y.max() < 10
     assert len(dm.splits["train"]) == 64 and len(dm.splits["test"]) == 64
-    again = ImageDataModule(resolve("emo", ["preset=smoke", "data.image_size=40", "seed=5"]))
-    again.setup()
-    assert (again.splits["test"].tensors[1] == dm.splits["test"].tensors[1]).all()
+    same, other = splits(0), splits(5)
+    assert (same.splits["test"].tensors[1] == dm.splits["test"].tensors[1]).all()
+    assert not (other.splits["test"].tensors[1] == dm.splits["test"].tensors[1]).all()
 
 
 def test_real_imagefolder_runs_end_to_end(bench_run, tmp_path: Path) -> None:
@@ -90,9 +93,41 @@ def test_methods_section_sets_lr_and_width() -> None:
 
 
 def test_paper_preset_uses_the_papers_lr_and_official_padding() -> None:
+    """The paper's lr for the EMOs and MobileViT-XXS; MobileNetV2 at the ratio the cpu grid chose
+    (9x EMO-1M's)."""
+    from bench.config import preset_claims
+
     cfg = resolve("emo", ["preset=paper", "method=emo_1m"])
+    cpu = resolve("emo", ["preset=cpu", "method=emo_1m"])["methods"]
     assert cfg["model"]["pad_small_maps"] and cfg["optim"]["lr"] == 1.5e-3
-    assert all(section["lr"] is None for section in cfg["methods"].values())
+    for name, section in cfg["methods"].items():
+        if name.startswith("mobilenetv2"):
+            ratio = cpu[name]["lr"] / cpu["emo_1m"]["lr"]
+            assert section["lr"] == pytest.approx(cfg["optim"]["lr"] * ratio)
+        else:
+            assert section["lr"] is None, name
+    assert "emo1m_ge_mobilenetv2_params" not in {c.id for c in preset_claims("emo", "paper")}
+
+
+def test_every_emo_trains_with_its_official_drop_path_at_both_presets() -> None:
+    """model/emo.py:219,230,241,252: 0.04036 for EMO-1M, 0.05 for the others; MobileNetV2 keeps
+    torchvision's dropout (its official regularization)."""
+    from bench.tasks.emo.method import ImageClassifier
+
+    official = {"emo_1m": 0.04036, "emo_2m": 0.05, "emo_5m": 0.05, "emo_6m": 0.05}
+    for preset in ("cpu", "paper"):
+        methods = resolve("emo", [f"preset={preset}", "method=emo_1m"])["methods"]
+        for name, rate in official.items():
+            assert methods[name]["drop_path_rate"] == rate, (preset, name)
+    cfg = resolve("emo", ["preset=smoke", "method=emo_1m"])
+    model = ImageClassifier(cfg, "emo_1m", **cfg["methods"]["emo_1m"]).model
+    assert max(getattr(m, "drop_prob", 0.0) for m in model.modules()) == pytest.approx(0.04036)
+    head = ImageClassifier(cfg, "mobilenetv2", **cfg["methods"]["mobilenetv2"]).model.classifier
+    assert head[0].p == 0.2
+
+
+def test_the_run_seed_draws_the_subset() -> None:
+    assert resolve("emo", ["preset=cpu", "method=emo_1m", "seed=3"])["data"]["subset_seed"] == 3
 
 
 def test_smoke_run_logs_what_the_board_shows(bench_run) -> None:

@@ -103,7 +103,8 @@ def num_workers(setting: int | str | None, on_cuda: bool) -> int:
 
 
 class ImageDataModule(L.LightningDataModule):
-    """``data.source=bundled``: a fixed subset of Fashion-MNIST, resized and made 3-channel once,
+    """``data.source=bundled``: subsets of Fashion-MNIST drawn by ``data.subset_seed`` (the run's seed
+    at the cpu preset, so every method on one seed sees the same), resized and made 3-channel once,
     held as tensors. ``data.source=real``: ``<root>/train`` and ``<root>/val`` ImageFolders
     (ImageNet layout) with the official augmentation; val doubles as test, as on ImageNet. Batches
     are pinned when the run trains on CUDA. The training order is drawn from a generator of the

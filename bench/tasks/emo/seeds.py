@@ -1,5 +1,5 @@
-"""What an emo run's seed draws (bench/seeds.py): the initial weights and the training order. The
-data is a fixed subset (``Task.seed_fixed``), digested to show it stays so."""
+"""What an emo run's seed draws (bench/seeds.py): the bundled subsets (``data.subset_seed`` is the
+run's seed at the cpu preset), the initial weights and the training order."""
 
 from __future__ import annotations
 
