@@ -63,12 +63,12 @@ def test_getup_policy_action_runs_on_the_agents_device(sampled: bool) -> None:
     """Up to the one host read (the numpy action), which fake tensors cannot give."""
     from bench.tasks.getup.model import Agent
 
-    agent = Agent(6, 2, {"hidden": [8], "log_std": [-5.0, 2.0], "init_alpha": 0.1})
+    agent = Agent(6, 2, {"hidden": [8], "log_std": [-5.0, 2.0], "init_alpha": 0.1}, True)
     gen = torch.Generator().manual_seed(0) if sampled else None
     with fake_cuda():
         agent = on_cuda(agent)
         with pytest.raises(RuntimeError, match="numpy|data") as read:
-            agent.act(np.zeros(6, dtype=np.float32), gen)
+            agent.act(np.ones(6, dtype=np.float32), gen)  # the last entry: the strength
         assert "device" not in str(read.value).lower()
 
 
@@ -151,3 +151,27 @@ def test_reliant_student_losses_run_on_the_students_device(framework: str) -> No
             with pytest.raises(Exception, match="data-dependent|dynamic|nonzero|DataDependent") as err:
                 read()
             assert "device" not in str(err.value).lower()
+
+
+def test_cmt_fusion_forward_and_modality_drop_run_on_the_models_device() -> None:
+    """The modality drop on the batch's device; the forward up to its one data-dependent op."""
+    from bench.config import resolve
+    from bench.tasks.cmt.method import CMTMethod, drop
+
+    cfg = resolve("cmt", ["preset=smoke", "method=cmt"])
+    m = CMTMethod(cfg, lidar=True, camera=True, masked=True)
+    g = m.geo
+    points = torch.cat([torch.zeros(50, 1), torch.rand(50, 3) * 10 - 5, torch.zeros(50, 1)], 1)
+    images = torch.rand(2, cfg["data"]["cams"], 3, *g["image_size"])
+    lidar2img = torch.eye(4).expand(2, cfg["data"]["cams"], 4, 4).clone()
+    with fake_cuda():
+        model = on_cuda(m.model)
+        batch = {"points": points.to("cuda"), "images": images.to("cuda"), "lidar2img": lidar2img.to("cuda")}
+        gone = torch.tensor([True, False], device="cuda")
+        batch = drop(batch, lidar=gone, camera=~gone)
+        assert {batch["points"].device.type, batch["images"].device.type} == {"cuda"}
+        ref = model.reference_points.weight.unsqueeze(0).expand(2, -1, -1)
+        # up to the voxelizer's in-range selection, whose output shape depends on the data
+        with pytest.raises(Exception, match="data-dependent|dynamic|nonzero|DataDependent") as err:
+            model(batch["points"], batch["images"], batch["lidar2img"], ref)
+        assert "device" not in str(err.value).lower()

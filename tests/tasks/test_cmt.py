@@ -28,6 +28,7 @@ EVAL = {
     "min_recall": 0.1,
     "min_precision": 0.1,
     "mean_ap_weight": 5,
+    "class_range": None,
 }
 CLASSES = ["car", "pedestrian", "barrier", "traffic_cone"]
 
@@ -114,6 +115,27 @@ def test_metric_accumulates_batches_like_one_evaluation() -> None:
     got = metric.compute()
     want = evaluate(arrays(gt), arrays(pred), CLASSES, EVAL)
     assert got["nds"].item() == pytest.approx(want["nds"], abs=1e-9)
+
+
+def test_class_range_drops_far_boxes_of_each_class_as_the_devkit_filter() -> None:
+    rng = np.random.default_rng(7)
+    gt, pred = random_rows(rng, 6, 6, False), random_rows(rng, 6, 6, True)
+    ranges = {"car": 8.0, "pedestrian": 9.0}  # the other classes: no limit
+
+    def as_dicts(rows: np.ndarray, s: int) -> dict:
+        r = torch.from_numpy(rows[rows[:, 0] == s])
+        return {"labels": r[:, 1].long(), "attrs": r[:, 2].long(), "scores": r[:, 3], "boxes": r[:, 4:]}
+
+    def near(rows: np.ndarray) -> np.ndarray:
+        limit = np.array([ranges.get(CLASSES[int(c)], np.inf) for c in rows[:, 1]])
+        return rows[np.hypot(rows[:, 4], rows[:, 5]) < limit]
+
+    metric = NuScenesDetection(CLASSES, {**EVAL, "class_range": ranges})
+    metric.update([as_dicts(pred, s) for s in range(6)], [as_dicts(gt, s) for s in range(6)])
+    got = metric.compute()
+    want = evaluate(arrays(near(gt)), arrays(near(pred)), CLASSES, EVAL)
+    assert len(near(gt)) < len(gt) and got["nds"].item() == pytest.approx(want["nds"], abs=1e-9)
+    assert got["ap_car"].item() == pytest.approx(want["ap_car"], abs=1e-9)
 
 
 def test_box_code_round_trips() -> None:
@@ -219,7 +241,7 @@ def test_nuscenes_format_is_read_as_written(tmp_path: Path) -> None:
 
 
 def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run, capsys) -> None:
-    warm = ("preset=smoke", "optim.warm_start=true")
+    warm = ("preset=smoke", "optim.warm_steps=1", "trainer.max_steps=3")
     code, _ = bench_run("cmt", *warm, "method=cmt", "seed=5")
     assert code == 2 and "run cmt_lidar and cmt_camera first" in capsys.readouterr().err
     for method in ("cmt_lidar", "cmt_camera"):
@@ -227,7 +249,8 @@ def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run
         assert code == 0 and f"cmt/{method[4:]}_model" in record["artifacts"]
     code, record = bench_run("cmt", *warm, "method=cmt", "seed=5")
     assert code == 0 and {"cmt/lidar_model", "cmt/camera_model"} <= set(record["artifacts"])
-    # the fusion model takes each branch's backbone and token encoding; decoder and heads start fresh
+    # the fusion model takes each branch's backbone and token encoding from the step-1 states;
+    # decoder, heads and anchors start fresh
     cfg = resolve("cmt", [*warm, "method=cmt", "seed=5"])
     fusion = CMTMethod(cfg, lidar=True, camera=True, masked=True)
     fresh = {k: v.clone() for k, v in fusion.model.state_dict().items()}
@@ -242,6 +265,20 @@ def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run
         source = "camera" if key.startswith(("img_backbone.", "rv_embedding.")) else source
         assert torch.equal(value, trained[source][key] if source else fresh[key]), key
     assert not torch.equal(state["layers.0.ffn.0.weight"], trained["lidar"]["layers.0.ffn.0.weight"])
+    # the stored states are trained ones (step 1), not the initial weights
+    lidar = CMTMethod(resolve("cmt", [*warm, "method=cmt_lidar", "seed=5"]), lidar=True, camera=False)
+    key = "bev_backbone.0.0.weight"
+    assert not torch.equal(trained["lidar"][key], lidar.model.state_dict()[key])
+    assert fusion.steps == 2 and lidar.steps == 3
+
+
+def test_each_model_trains_its_share_of_the_steps(bench_run) -> None:
+    warm = ("preset=smoke", "optim.warm_steps=2", "trainer.max_steps=5", "seed=6")
+    for method, steps in (("cmt_lidar", 5), ("cmt_camera", 5), ("cmt", 3)):
+        code, record = bench_run("cmt", *warm, f"method={method}")
+        assert code == 0 and record["cost"]["train_steps"] == steps, method
+    code, _ = bench_run("cmt", "preset=smoke", "optim.warm_steps=3", "trainer.max_steps=3", "method=cmt")
+    assert code == 2
 
 
 def test_nuscenes_format_runs_end_to_end(bench_run, tmp_path: Path) -> None:

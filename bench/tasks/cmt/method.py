@@ -33,24 +33,27 @@ def drop(batch: dict, lidar: torch.Tensor, camera: torch.Tensor) -> dict:
     samples ``camera`` (boolean per sample) zeroed."""
     points = batch["points"].clone()
     gone = lidar[points[:, 0].long()]
-    points[gone, 1:] = 0
+    points[:, 1:] = torch.where(gone[:, None], 0.0, points[:, 1:])
     images = batch["images"] * (~camera).float().view(-1, 1, 1, 1, 1)
     return {**batch, "points": points, "images": images}
 
 
 # the parts of a fusion model taken from each single-modality model (warm start): its backbone and
-# token encoding, as the paper's fusion starts from pretrained backbones; the decoder, heads and
-# anchors start fresh (taking them from the LiDAR-only model gave a fusion model blind without
-# LiDAR: docs/tasks/cmt.md)
+# token encoding, as the paper's fusion starts from a pretrained image backbone; the decoder, heads
+# and anchors start fresh (taking them from either model gives a fusion model that never learns to
+# read the other modality's tokens: docs/tasks/cmt.md)
 WARM = {"lidar": ("bev_backbone.", "bev_embedding."), "camera": ("img_backbone.", "rv_embedding.")}
 
 
 class CMTMethod(TrainedMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
-    p = mask_prob). With ``optim.warm_start`` a fusion model starts from the backbones of the same
-    seed's trained LiDAR-only and camera-only models (the analogue of the paper's pretrained
-    backbones), which those runs leave as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``)."""
+    p = mask_prob). With ``optim.warm_steps`` > 0 the single-modality models leave their state at
+    that step as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``) and train on to
+    ``trainer.max_steps``; a fusion model takes the backbones and token encodings of the same
+    seed's states (the analogue of the paper's pretrained backbones) and trains the remaining
+    steps, so each of its backbones trains as many steps as the single-modality model it is
+    compared with."""
 
     def __init__(self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False) -> None:
         super().__init__(cfg)
@@ -63,6 +66,13 @@ class CMTMethod(TrainedMethod):
         self.metrics = nn.ModuleDict(
             {m or "full": NuScenesDetection(self.classes, cfg["eval"]) for m in MODES}
         )
+        total, self.warm_steps = cfg["trainer"]["max_steps"], cfg["optim"]["warm_steps"]
+        if not 0 <= self.warm_steps < total:
+            raise BenchError(
+                f"optim.warm_steps must be in [0, trainer.max_steps = {total}), got {self.warm_steps}"
+            )
+        self.fused = lidar and camera
+        self.steps = total - self.warm_steps if self.fused else total  # this run's optimizer steps
 
     # --- single-modality models as shared stages (warm start) ---------------------------------
     def single_config(self, modality: str) -> dict:
@@ -70,7 +80,7 @@ class CMTMethod(TrainedMethod):
         return {k: self.cfg[k] for k in keys} | {"modality": modality}
 
     def on_fit_start(self) -> None:
-        if not (self.lidar and self.camera and self.cfg["optim"]["warm_start"]):
+        if not (self.fused and self.warm_steps):
             return
         states = {}
         for modality in ("lidar", "camera"):
@@ -87,23 +97,37 @@ class CMTMethod(TrainedMethod):
             own.update({k: v for k, v in states[modality].items() if k.startswith(prefixes)})
         self.model.load_state_dict(own)
 
-    def on_fit_end(self) -> None:
-        if self.lidar == self.camera:
-            return
-        modality = "lidar" if self.lidar else "camera"
-        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        cached(
-            "cmt",
-            f"{modality}_model",
-            self.single_config(modality),
-            lambda f: torch.save(state, f / "model.pt"),
-        )
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        step = self.global_step
+        if not self.fused and self.warm_steps and step == self.warm_steps:
+            modality = "lidar" if self.lidar else "camera"
+            state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            cached(
+                "cmt",
+                f"{modality}_model",
+                self.single_config(modality),
+                lambda f: torch.save(state, f / "model.pt"),
+            )
+        if step >= self.steps:
+            self.trainer.should_stop = True
+
+    def cost(self) -> dict:
+        return super().cost() | {"train_steps": self.global_step}
 
     def configure_optimizers(self):
         o = self.cfg["optim"]
         opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        # one cycle over this run's steps: lr from lr / div_factor up to lr (cosine, warmup_frac of
+        # the steps) and down to 1e-4 of the start; Adam's beta1 from momentum[1] down to momentum[0]
+        # and back (the official mmcv cyclic lr and momentum are the same curves)
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=o["lr"], total_steps=self.cfg["trainer"]["max_steps"], pct_start=o["warmup_frac"]
+            opt,
+            max_lr=o["lr"],
+            total_steps=self.steps,
+            pct_start=o["warmup_frac"],
+            div_factor=o["div_factor"],
+            base_momentum=o["momentum"][0],
+            max_momentum=o["momentum"][1],
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

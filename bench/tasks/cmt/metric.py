@@ -198,7 +198,9 @@ class NuScenesDetection(Metric):
     """nuScenes detection metric over a test set. ``update(preds, targets)`` takes per-sample dicts:
     preds ``boxes`` (n, 9: x, y, z, w, l, h, yaw, vx, vy), ``scores``, ``labels``, ``attrs``
     (indices into ATTRIBUTES, -1 none); targets the same without scores. ``compute()`` returns
-    nds, map, ate, ase, aoe, ave, aae, ap_<th>m and ap_<class>."""
+    nds, map, ate, ase, aoe, ave, aae, ap_<th>m and ap_<class>. With ``class_range`` (class: metres)
+    it keeps, as the devkit's ``filter_eval_boxes``, only the boxes of each class whose centre lies
+    closer than its range (xy distance from the sensor origin; the devkit's from the ego's)."""
 
     full_state_update = False
 
@@ -208,6 +210,8 @@ class NuScenesDetection(Metric):
         self.add_state("pred", default=[], dist_reduce_fx="cat")
         self.add_state("gt", default=[], dist_reduce_fx="cat")
         self.add_state("samples", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        ranges = cfg["class_range"] or {}
+        self.ranges = torch.tensor([float(ranges.get(c, "inf")) for c in self.classes], dtype=torch.float64)
 
     def update(self, preds: list[dict], targets: list[dict]) -> None:
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
@@ -226,7 +230,9 @@ class NuScenesDetection(Metric):
             (d["scores"] if scored else torch.zeros(n)).reshape(n, 1).double(),
             d["boxes"].reshape(n, 9).double(),
         ]
-        return torch.cat([c.to(self.device) for c in cols], 1)
+        out = torch.cat([c.to(self.device) for c in cols], 1)
+        near = out[:, 4:6].norm(dim=1) < self.ranges.to(out.device)[out[:, 1].long()]
+        return out[near]
 
     def compute(self) -> dict[str, torch.Tensor]:
         gt, pred = (rows(x) for x in (self.gt, self.pred))
