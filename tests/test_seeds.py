@@ -13,7 +13,7 @@ import importlib
 
 import pytest
 
-from bench.config import resolve_run
+from bench.config import config_hash, presets, resolve_run
 from bench.registry import load, package, tasks
 
 TASKS = sorted(tasks())
@@ -42,3 +42,17 @@ def test_seeds_vary_every_source_and_pairs_share_them(name: str) -> None:
     assert a0["data"] == b0["data"], f"{name}: {a} and {b} see different data on seed 0"
     if "order" in a0 and "order" in b0:
         assert a0["order"] == b0["order"], f"{name}: {a} and {b} draw different orders on seed 0"
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_the_seeds_of_one_config_share_its_hash(name: str) -> None:
+    """A seed varies a run through the seed itself, never through a config value it interpolates
+    (``${seed}``): otherwise every seed of the standard config would be a config of its own, and
+    a board could not pair or average them."""
+    for preset in presets(name):
+        for method in (m.name for m in tasks()[name].methods):
+            hashes = {
+                config_hash(resolve_run(name, [f"method={method}", f"preset={preset}", f"seed={s}"])[1])
+                for s in (0, 1)
+            }
+            assert len(hashes) == 1, f"{name}/{preset}/{method}: seeds 0 and 1 give different config hashes"

@@ -103,9 +103,9 @@ def num_workers(setting: int | str | None, on_cuda: bool) -> int:
 
 
 class ImageDataModule(L.LightningDataModule):
-    """``data.source=bundled``: subsets of Fashion-MNIST drawn by ``data.subset_seed`` (the run's seed
-    at the cpu preset, so every method on one seed sees the same), resized and made 3-channel once,
-    held as tensors. ``data.source=real``: ``<root>/train`` and ``<root>/val`` ImageFolders
+    """``data.source=bundled``: subsets of Fashion-MNIST drawn by the run's seed (every method on one
+    seed sees the same; not a config key, so seeds of one config share its hash), resized and made
+    3-channel once, held as tensors. ``data.source=real``: ``<root>/train`` and ``<root>/val`` ImageFolders
     (ImageNet layout) with the official augmentation; val doubles as test, as on ImageNet. Batches
     are pinned when the run trains on CUDA. The training order is drawn from a generator of the
     run's seed alone, so every method sees the same batches on one seed, whatever its
@@ -114,6 +114,7 @@ class ImageDataModule(L.LightningDataModule):
     def __init__(self, cfg: dict) -> None:
         super().__init__()
         self.data = cfg["data"]
+        self.seed = cfg["seed"]
         self.order = torch.Generator().manual_seed(cfg["seed"])
         self.splits: dict[str, Dataset] = {}
 
@@ -125,9 +126,9 @@ class ImageDataModule(L.LightningDataModule):
         d = self.data
         train_x, train_y = fashion_mnist.load("train")
         test_x, test_y = fashion_mnist.load("test")
-        order = np.random.default_rng(d["subset_seed"]).permutation(len(train_x))
+        order = np.random.default_rng(self.seed).permutation(len(train_x))
         fit, val = order[: d["train_size"]], order[d["train_size"] : d["train_size"] + d["val_size"]]
-        test = np.random.default_rng(d["subset_seed"]).permutation(len(test_x))[: d["test_size"]]
+        test = np.random.default_rng(self.seed).permutation(len(test_x))[: d["test_size"]]
 
         def tensors(x: np.ndarray, y: np.ndarray) -> TensorDataset:
             images = torch.from_numpy(x).float().div(255).unsqueeze(1)

@@ -1,5 +1,5 @@
-"""What an emo run's seed draws (bench/seeds.py): the bundled subsets (``data.subset_seed`` is the
-run's seed at the cpu preset), the initial weights and the training order."""
+"""What an emo run's seed draws (bench/seeds.py): the bundled subsets (drawn by the run's seed), the
+initial weights and the training order."""
 
 from __future__ import annotations
 
