@@ -44,6 +44,11 @@ CHAOTIC = {
     # the 4-step MobileNetV2 gives acc5 0.5625 on 2 ranks, 0.4375 in one process on the 16-image
     # test: the same per-rank BatchNorm effect
     "emo/mobilenetv2",
+    # measured (2026-12-07): with the cpu preset's official drop path and tuned lrs, EMO-1M's
+    # smoke val acc is 0.22 in one process and 0.09 on 2 ranks (32 val images; per-rank BatchNorm
+    # and stochastic depth); EMO-6M the same
+    "emo/emo_1m",
+    "emo/emo_6m",
 }
 # measured speeds (emo's img/s at batch 1 and 32) are benchmarks of the moment, not results
 SPEED = ("test/img_s_",)
