@@ -17,7 +17,7 @@ from bench.tasks.cmt.data import SceneDataModule
 from bench.tasks.cmt.devkit import devkit_metrics
 from bench.tasks.cmt.fixture import write_nuscenes
 from bench.tasks.cmt.losses import DetectionLoss, denormalize_bbox, normalize_bbox
-from bench.tasks.cmt.method import CMTMethod, drop
+from bench.tasks.cmt.method import WARM, CMTMethod, drop
 from bench.tasks.cmt.metric import SHORT, NuScenesDetection, arrays, evaluate
 from bench.tasks.cmt.scenes import CLASSES as SCENE_CLASSES
 from bench.tasks.cmt.scenes import cameras, parts, scene
@@ -270,6 +270,35 @@ def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run
     key = "bev_backbone.0.0.weight"
     assert not torch.equal(trained["lidar"][key], lidar.model.state_dict()[key])
     assert fusion.steps == 2 and lidar.steps == 3
+
+
+def test_single_modality_models_restart_as_fusion_starts(bench_run, monkeypatch) -> None:
+    # at warm_steps a single-modality model keeps its backbone and token encoding and starts its
+    # decoder, heads, anchors, optimizer state and one-cycle schedule fresh, as a fusion run does
+    seen = {}
+    restart = CMTMethod.restart
+
+    def spy(self) -> None:
+        seen["before"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        seen["step"] = self.global_step
+        restart(self)
+        opt = self.trainer.optimizers[0]
+        seen["after"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        seen["adam_state"], seen["lr"] = len(opt.state), opt.param_groups[0]["lr"]
+        seen["cycle"] = self.trainer.lr_scheduler_configs[0].scheduler.total_steps
+
+    monkeypatch.setattr(CMTMethod, "restart", spy)
+    warm = ("preset=smoke", "optim.warm_steps=2", "trainer.max_steps=22", "seed=8")
+    code, record = bench_run("cmt", *warm, "method=cmt_lidar")
+    assert code == 0 and record["cost"]["train_steps"] == 22
+    assert seen["step"] == 2 and seen["adam_state"] == 0 and seen["cycle"] == 20
+    o = resolve("cmt", [*warm, "method=cmt_lidar"])["optim"]
+    assert seen["lr"] == pytest.approx(o["lr"] / o["div_factor"])
+    for key, value in seen["after"].items():
+        if key.startswith(WARM["lidar"]):
+            assert torch.equal(value, seen["before"][key]), key
+    for key in ("layers.0.ffn.0.weight", "reference_points.weight"):
+        assert not torch.equal(seen["after"][key], seen["before"][key]), key
 
 
 def test_each_model_trains_its_share_of_the_steps(bench_run) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench import provenance
 from bench.artifacts import cached, find
 from bench.errors import BenchError
 from bench.method import TrainedMethod
@@ -48,12 +49,15 @@ WARM = {"lidar": ("bev_backbone.", "bev_embedding."), "camera": ("img_backbone."
 class CMTMethod(TrainedMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
-    p = mask_prob). With ``optim.warm_steps`` > 0 the single-modality models leave their state at
-    that step as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``) and train on to
-    ``trainer.max_steps``; a fusion model takes the backbones and token encodings of the same
-    seed's states (the analogue of the paper's pretrained backbones) and trains the remaining
-    steps, so each of its backbones trains as many steps as the single-modality model it is
-    compared with."""
+    p = mask_prob). With ``optim.warm_steps`` > 0 every model trains in two stages. Stage 1: the
+    single-modality models train ``warm_steps`` steps (their own one-cycle schedule) and leave
+    their state as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``). Stage 2: every
+    model keeps the backbones and token encodings of the same seed's stage-1 states (the analogue
+    of the paper's pretrained backbones), starts its decoder, heads, anchors and optimizer state
+    fresh and trains the remaining steps on a new one-cycle schedule: a single-modality model
+    restarts on its own backbone, a fusion model on both. So each fusion backbone and the
+    single-modality model it is compared with share the same steps, schedule and restart, and
+    differ only in the other sensor."""
 
     def __init__(self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False) -> None:
         super().__init__(cfg)
@@ -74,10 +78,13 @@ class CMTMethod(TrainedMethod):
         self.fused = lidar and camera
         self.steps = total - self.warm_steps if self.fused else total  # this run's optimizer steps
 
-    # --- single-modality models as shared stages (warm start) ---------------------------------
+    # --- stage 1: single-modality models as shared stages (warm start) ------------------------
     def single_config(self, modality: str) -> dict:
+        """The stage-1 state's key: everything that trains it, and the task's code (a code change
+        must not hand a fusion run a backbone trained by other code)."""
         keys = ("data", "model", "loss", "optim", "trainer", "seed")
-        return {k: self.cfg[k] for k in keys} | {"modality": modality}
+        code = provenance.fingerprint("cmt")
+        return {k: self.cfg[k] for k in keys} | {"modality": modality, "code": code}
 
     def on_fit_start(self) -> None:
         if not (self.fused and self.warm_steps):
@@ -97,38 +104,58 @@ class CMTMethod(TrainedMethod):
             own.update({k: v for k, v in states[modality].items() if k.startswith(prefixes)})
         self.model.load_state_dict(own)
 
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        if not self.fused and self.warm_steps and self.global_step == self.warm_steps:
+            self.restart()
+
+    def restart(self) -> None:
+        """The end of a single-modality model's stage 1: store its state, then start stage 2 as a
+        fusion run starts (fresh decoder, heads and anchors, fresh optimizer state, a new one-cycle
+        schedule over the remaining steps)."""
+        modality = "lidar" if self.lidar else "camera"
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        cached(
+            "cmt",
+            f"{modality}_model",
+            self.single_config(modality),
+            lambda f: torch.save(state, f / "model.pt"),
+        )
+        fresh = CMT(self.cfg["model"], self.geo, len(self.classes), self.lidar, self.camera)
+        kept = WARM[modality]
+        own = self.model.state_dict()
+        own.update({k: v.to(self.device) for k, v in fresh.state_dict().items() if not k.startswith(kept)})
+        self.model.load_state_dict(own)
+        opt = self.trainer.optimizers[0]
+        opt.state.clear()
+        self.trainer.lr_scheduler_configs[0].scheduler = self.schedule(opt, self.steps - self.warm_steps)
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        step = self.global_step
-        if not self.fused and self.warm_steps and step == self.warm_steps:
-            modality = "lidar" if self.lidar else "camera"
-            state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            cached(
-                "cmt",
-                f"{modality}_model",
-                self.single_config(modality),
-                lambda f: torch.save(state, f / "model.pt"),
-            )
-        if step >= self.steps:
+        if self.global_step >= self.steps:
             self.trainer.should_stop = True
 
     def cost(self) -> dict:
         return super().cost() | {"train_steps": self.global_step}
 
-    def configure_optimizers(self):
+    def schedule(self, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+        """One cycle over ``steps``: lr from lr / div_factor up to lr (cosine, warmup_frac of the
+        steps) and down to 1e-4 of the start; Adam's beta1 from momentum[1] down to momentum[0]
+        and back (the official mmcv cyclic lr and momentum are the same curves)."""
         o = self.cfg["optim"]
-        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
-        # one cycle over this run's steps: lr from lr / div_factor up to lr (cosine, warmup_frac of
-        # the steps) and down to 1e-4 of the start; Adam's beta1 from momentum[1] down to momentum[0]
-        # and back (the official mmcv cyclic lr and momentum are the same curves)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
+        return torch.optim.lr_scheduler.OneCycleLR(
             opt,
             max_lr=o["lr"],
-            total_steps=self.steps,
+            total_steps=steps,
             pct_start=o["warmup_frac"],
             div_factor=o["div_factor"],
             base_momentum=o["momentum"][0],
             max_momentum=o["momentum"][1],
         )
+
+    def configure_optimizers(self):
+        o = self.cfg["optim"]
+        opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+        first = self.warm_steps if self.warm_steps and not self.fused else self.steps  # stage 1, or all
+        sched = self.schedule(opt, first)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def forward_batch(self, batch: dict, ref: torch.Tensor, attn_mask=None):
