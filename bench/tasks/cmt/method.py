@@ -50,8 +50,9 @@ class CMTMethod(TrainedMethod):
     """CMT on the preset's scenes. ``lidar``/``camera``: the modalities the model has; ``masked``:
     masked-modal training (per sample, images zeroed with p = mask_prob, else points zeroed with
     p = mask_prob). With ``optim.warm_steps`` > 0 every model trains in two stages. Stage 1: the
-    single-modality models train ``warm_steps`` steps (their own one-cycle schedule) and leave
-    their state as shared artifacts (``cmt/lidar_model``, ``cmt/camera_model``). Stage 2: every
+    single-modality models train the first ``warm_steps`` steps of a one-cycle schedule over
+    ``trainer.max_steps`` and leave their state as shared artifacts (``cmt/lidar_model``,
+    ``cmt/camera_model``). Stage 2: every
     model keeps the backbones and token encodings of the same seed's stage-1 states (the analogue
     of the paper's pretrained backbones), starts its decoder, heads, anchors and optimizer state
     fresh and trains the remaining steps on a new one-cycle schedule: a single-modality model
@@ -154,8 +155,7 @@ class CMTMethod(TrainedMethod):
     def configure_optimizers(self):
         o = self.cfg["optim"]
         opt = torch.optim.AdamW(self.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
-        first = self.warm_steps if self.warm_steps and not self.fused else self.steps  # stage 1, or all
-        sched = self.schedule(opt, first)
+        sched = self.schedule(opt, self.steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def forward_batch(self, batch: dict, ref: torch.Tensor, attn_mask=None):
