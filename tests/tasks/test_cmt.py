@@ -272,33 +272,45 @@ def test_fusion_warm_starts_from_the_same_seeds_single_modality_models(bench_run
     assert fusion.steps == 2 and lidar.steps == 3
 
 
-def test_single_modality_models_restart_as_fusion_starts(bench_run, monkeypatch) -> None:
-    # at warm_steps a single-modality model keeps its backbone and token encoding and starts its
-    # decoder, heads, anchors, optimizer state and one-cycle schedule fresh, as a fusion run does
+@pytest.mark.parametrize("modality", ["lidar", "camera"])
+def test_single_modality_models_restart_as_fusion_starts(bench_run, monkeypatch, modality: str) -> None:
+    # at warm_steps a single-modality model stores its state, keeps its backbone and token
+    # encoding and starts its decoder, heads, anchors, optimizer state and one-cycle schedule
+    # fresh, as a fusion run does; the no-restart control stores the same state and trains on
     seen = {}
     restart = CMTMethod.restart
 
     def spy(self) -> None:
         seen["before"] = {k: v.clone() for k, v in self.model.state_dict().items()}
         seen["step"] = self.global_step
+        seen["stored"] = torch.load(
+            cached("cmt", f"{modality}_model", self.single_config(modality), None) / "model.pt"
+        )
         restart(self)
         opt = self.trainer.optimizers[0]
         seen["after"] = {k: v.clone() for k, v in self.model.state_dict().items()}
         seen["adam_state"], seen["lr"] = len(opt.state), opt.param_groups[0]["lr"]
+        seen["beta1"] = opt.param_groups[0]["betas"][0]
         seen["cycle"] = self.trainer.lr_scheduler_configs[0].scheduler.total_steps
 
     monkeypatch.setattr(CMTMethod, "restart", spy)
     warm = ("preset=smoke", "optim.warm_steps=2", "trainer.max_steps=22", "seed=8")
-    code, record = bench_run("cmt", *warm, "method=cmt_lidar")
+    code, record = bench_run("cmt", *warm, f"method=cmt_{modality}")
     assert code == 0 and record["cost"]["train_steps"] == 22
     assert seen["step"] == 2 and seen["adam_state"] == 0 and seen["cycle"] == 20
-    o = resolve("cmt", [*warm, "method=cmt_lidar"])["optim"]
+    o = resolve("cmt", [*warm, f"method=cmt_{modality}"])["optim"]
     assert seen["lr"] == pytest.approx(o["lr"] / o["div_factor"])
+    assert seen["beta1"] == pytest.approx(o["momentum"][1])
+    assert all(torch.equal(seen["stored"][k], v) for k, v in seen["before"].items())
     for key, value in seen["after"].items():
-        if key.startswith(WARM["lidar"]):
+        if key.startswith(WARM[modality]):
             assert torch.equal(value, seen["before"][key]), key
     for key in ("layers.0.ffn.0.weight", "reference_points.weight"):
         assert not torch.equal(seen["after"][key], seen["before"][key]), key
+    seen.clear()
+    code, record = bench_run("cmt", *warm, "seed=9", f"method=cmt_{modality}_norestart")
+    assert code == 0 and record["cost"]["train_steps"] == 22 and not seen
+    assert f"cmt/{modality}_model" in record["artifacts"]
 
 
 def test_each_model_trains_its_share_of_the_steps(bench_run) -> None:

@@ -58,13 +58,18 @@ class CMTMethod(TrainedMethod):
     fresh and trains the remaining steps on a new one-cycle schedule: a single-modality model
     restarts on its own backbone, a fusion model on both. So each fusion backbone and the
     single-modality model it is compared with share the same steps, schedule and restart, and
-    differ only in the other sensor."""
+    differ only in the other sensor. ``restart=False``: a single-modality model that stores its
+    stage-1 state and trains on in its one cycle, as the paper trains its single-modality models
+    (the control a restart could weaken)."""
 
-    def __init__(self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False) -> None:
+    def __init__(
+        self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False, restart: bool = True
+    ) -> None:
         super().__init__(cfg)
         d = cfg["data"]
         self.classes = list(d["classes"])
-        self.lidar, self.camera, self.masked = lidar, camera, masked
+        self.lidar, self.camera, self.masked, self.restarts = lidar, camera, masked, restart
+        self.stored = False  # stage 1's state stored (once, whatever the batches per step)
         self.geo = geometry(d)
         self.model = CMT(cfg["model"], self.geo, len(self.classes), lidar, camera)
         self.loss = DetectionLoss(cfg["loss"], self.geo["pc_range"], len(self.classes))
@@ -106,13 +111,13 @@ class CMTMethod(TrainedMethod):
         self.model.load_state_dict(own)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
-        if not self.fused and self.warm_steps and self.global_step == self.warm_steps:
-            self.restart()
+        if not self.fused and self.warm_steps and self.global_step == self.warm_steps and not self.stored:
+            self.store()
+            if self.restarts:
+                self.restart()
 
-    def restart(self) -> None:
-        """The end of a single-modality model's stage 1: store its state, then start stage 2 as a
-        fusion run starts (fresh decoder, heads and anchors, fresh optimizer state, a new one-cycle
-        schedule over the remaining steps)."""
+    def store(self) -> None:
+        """The end of a single-modality model's stage 1: its state, for the fusion runs."""
         modality = "lidar" if self.lidar else "camera"
         state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         cached(
@@ -121,6 +126,12 @@ class CMTMethod(TrainedMethod):
             self.single_config(modality),
             lambda f: torch.save(state, f / "model.pt"),
         )
+        self.stored = True
+
+    def restart(self) -> None:
+        """Stage 2 of a single-modality model, started as a fusion run starts: fresh decoder, heads
+        and anchors, fresh optimizer state, a new one-cycle schedule over the remaining steps."""
+        modality = "lidar" if self.lidar else "camera"
         fresh = CMT(self.cfg["model"], self.geo, len(self.classes), self.lidar, self.camera)
         kept = WARM[modality]
         own = self.model.state_dict()

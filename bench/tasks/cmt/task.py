@@ -34,6 +34,18 @@ TASK = Task(
             {"lidar": True, "camera": False, "masked": False},
         ),
         Method(
+            "cmt_camera_norestart",
+            CMT,
+            "camera-only CMT in one schedule, without the stage-2 restart (the paper's CMT-C recipe)",
+            {"lidar": False, "camera": True, "masked": False, "restart": False},
+        ),
+        Method(
+            "cmt_lidar_norestart",
+            CMT,
+            "LiDAR-only CMT in one schedule, without the stage-2 restart (the paper's CMT-L recipe)",
+            {"lidar": True, "camera": False, "masked": False, "restart": False},
+        ),
+        Method(
             "cmt_nomask",
             CMT,
             "CMT, camera + LiDAR, trained without masked-modal training (ablation)",
