@@ -20,6 +20,7 @@ from bench import records
 from bench.cli import main
 from bench.config import read_preset
 from bench.leaderboard import publish
+from bench.registry import configs, tasks
 from tests.test_leaderboard import put, record
 from tests.test_records import GOOD
 
@@ -51,7 +52,10 @@ bad_override = st.one_of(
     st.builds(lambda v: f"resume={v}", st.sampled_from(["2", "yes please", "[]"])),
     st.builds(lambda v: f"optim.lr={v}", st.sampled_from([".nan", ".inf", "-.inf"])),
 )
-bad_name = names.filter(lambda s: s not in {"emo", "list", "show", "run", "sweep", "publish"})
+# every name the CLI knows (commands, tasks, emo's methods and presets) is a good name
+KNOWN = {"list", "show", "run", "sweep", "publish", "export", "compare", *tasks()}
+KNOWN |= {m.name for m in tasks()["emo"].methods} | {p.stem for p in configs("emo").glob("*.yaml")}
+bad_name = names.filter(lambda s: s not in KNOWN)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

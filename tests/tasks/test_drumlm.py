@@ -365,13 +365,13 @@ def test_packing_fills_training_sequences_to_the_context() -> None:
 
 def test_each_model_has_its_own_step_budget(bench_run) -> None:
     """``methods.<name>.steps`` caps a model's optimiser steps (the trainer's max_steps caps all);
-    the cpu preset gives the long scratch row as many steps as chargpt's pretraining and
-    fine-tuning together, and the shuffled control chargpt's budget."""
+    the cpu preset gives the long scratch row more steps than chargpt's pretraining and
+    fine-tuning together (its plateau), and the shuffled control chargpt's budget."""
     cfg = resolve("drumlm", ["preset=cpu", "method=chargpt_scratch_long"])
     names = ("chargpt", "chargpt_shuffled", "chargpt_scratch", "chargpt_scratch_long")
     steps = {m: cfg["methods"][m]["steps"] for m in names}
     assert steps["chargpt"] == steps["chargpt_scratch"] == steps["chargpt_shuffled"]
-    assert steps["chargpt_scratch_long"] == steps["chargpt"] + cfg["pretrain"]["steps"]
+    assert steps["chargpt_scratch_long"] > steps["chargpt"] + cfg["pretrain"]["steps"]
     assert steps["chargpt_scratch_long"] <= cfg["trainer"]["max_steps"]
     args = ("preset=smoke", "trainer.max_steps=3", "methods.chargpt_scratch.steps=1")
     code, rec = bench_run("drumlm", "method=chargpt_scratch", *args)
