@@ -52,15 +52,14 @@ class CMTMethod(TrainedMethod):
     p = mask_prob). With ``optim.warm_steps`` > 0 every model trains in two stages. Stage 1: the
     single-modality models train the first ``warm_steps`` steps of a one-cycle schedule over
     ``trainer.max_steps`` and leave their state as shared artifacts (``cmt/lidar_model``,
-    ``cmt/camera_model``). Stage 2: every
-    model keeps the backbones and token encodings of the same seed's stage-1 states (the analogue
-    of the paper's pretrained backbones), starts its decoder, heads, anchors and optimizer state
-    fresh and trains the remaining steps on a new one-cycle schedule: a single-modality model
-    restarts on its own backbone, a fusion model on both. So each fusion backbone and the
-    single-modality model it is compared with share the same steps, schedule and restart, and
-    differ only in the other sensor. ``restart=False``: a single-modality model that stores its
-    stage-1 state and trains on in its one cycle, as the paper trains its single-modality models
-    (the control a restart could weaken)."""
+    ``cmt/camera_model``). Stage 2: every model keeps the backbones and token encodings of the same
+    seed's stage-1 states (the analogue of the paper's pretrained backbones), starts its decoder,
+    heads, anchors and optimizer state fresh and trains the remaining steps on a new one-cycle
+    schedule: a single-modality model restarts on its own backbone, a fusion model on both. So
+    each fusion backbone and the single-modality model it is compared with share the same steps,
+    schedule and restart, and differ only in the other sensor. ``restart=False``: a
+    single-modality model that stores its stage-1 state and trains on in its one cycle, as the
+    paper trains its single-modality models (the control a restart could weaken)."""
 
     def __init__(
         self, cfg: dict, lidar: bool = True, camera: bool = True, masked: bool = False, restart: bool = True
