@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.config import config_hash, resolve
 from bench.errors import BenchError
@@ -125,6 +126,25 @@ def test_every_emo_trains_with_its_official_drop_path_at_both_presets() -> None:
     assert max(getattr(m, "drop_prob", 0.0) for m in model.modules()) == pytest.approx(0.04036)
     head = ImageClassifier(cfg, "mobilenetv2", **cfg["methods"]["mobilenetv2"]).model.classifier
     assert head[0].p == 0.2
+
+
+def test_precise_bn_recomputes_the_statistics_with_drop_path_off() -> None:
+    """Two precise-BN passes over the same batches give the same statistics (with DropPath on, at
+    0.5, they would not), every BN's statistics move, and mode and momentum are restored."""
+    from bench.tasks.emo.method import ImageClassifier
+
+    cfg = resolve("emo", ["preset=smoke", "method=emo_1m"])
+    method = ImageClassifier(cfg, "emo_1m", drop_path_rate=0.5)
+    torch.manual_seed(0)
+    batches = [(torch.randn(4, 3, 32, 32), torch.zeros(4)) for _ in range(2)]
+    bns = [m for m in method.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    passes = []
+    for _ in range(2):
+        method.precise_bn(batches)
+        passes.append([bn.running_var.clone() for bn in bns])
+    assert all(torch.equal(a, b) for a, b in zip(*passes, strict=True))
+    assert not any(torch.equal(v, torch.ones_like(v)) for v in passes[0])
+    assert method.training and {bn.momentum for bn in bns} == {0.1}
 
 
 def test_the_run_seed_draws_the_subset_outside_the_config_hash() -> None:

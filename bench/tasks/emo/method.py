@@ -10,7 +10,6 @@ from itertools import islice
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch import nn
-from torch.optim.swa_utils import update_bn
 from torchmetrics.classification import MulticlassAccuracy
 
 from bench import cost
@@ -163,7 +162,26 @@ class ImageClassifier(TrainedMethod):
             loader = self.trainer.datamodule.train_dataloader()
             n = o["precise_bn_images"]
             batches = loader if n is None else islice(loader, math.ceil(n / self.cfg["data"]["batch_size"]))
-            update_bn(batches, self.model, device=self.device)
+            self.precise_bn(batches)
+
+    @torch.no_grad()
+    def precise_bn(self, batches) -> None:
+        """Every BatchNorm's running statistics recomputed as the cumulative average over
+        ``batches``, the rest of the model in eval mode. Not torch's ``update_bn``: it puts the whole
+        model in train mode, so DropPath and Dropout would drop while the statistics are collected."""
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [bn.momentum for bn in bns]
+        was_training = self.training
+        self.eval()
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None
+            bn.train()
+        for x, _ in batches:
+            self(x.to(self.device))
+        for bn, momentum in zip(bns, momenta, strict=True):
+            bn.momentum = momentum
+        self.train(was_training)
 
     def configure_callbacks(self):
         decay = self.cfg["optim"]["ema_decay"]
