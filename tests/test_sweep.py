@@ -42,12 +42,11 @@ def test_expand_is_the_preset_grid_narrowed_by_the_cli() -> None:
 
 
 def test_the_preset_sweep_section_picks_the_methods_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    # emo's cpu preset leaves mobilevit_xxs out and smoke inherits that; the paper preset's own
-    # sweep runs every method but the width-0.2 MobileNetV2 (a params match only through its head)
+    # emo's cpu preset sweeps EMO-1M and both MobileNetV2s and smoke inherits that; the paper
+    # preset's own sweep runs every method (the "every method of the preset")
     everything = [m.name for m in get_task("emo").methods]
-    assert "mobilevit_xxs" in everything and "mobilevit_xxs" not in EMO
-    assert config.preset_methods("emo", "smoke") == EMO
-    assert config.preset_methods("emo", "paper") == [m for m in everything if m != "mobilenetv2"]
+    assert EMO == ["emo_1m", "mobilenetv2", "mobilenetv2_flops"]
+    assert config.preset_methods("emo", "paper") == everything
     # cmt's single-modality runs come first: the fusion methods warm-start from them
     assert config.preset_methods("cmt", "cpu")[:2] == ["cmt_lidar", "cmt_camera"]
     # a preset without one sweeps every method; a bad one is refused in one line
